@@ -1,0 +1,96 @@
+"""Shared fixtures: where the face models are, strict JAX numerics, tolerances."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import settings
+
+# Strict promotion as optimistix and lineax test with: a silent upcast or an
+# implicit broadcast in library code fails the suite.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+settings.register_profile("vafx", deadline=None, max_examples=25, derandomize=True)
+settings.load_profile("vafx")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root() -> Path | None:
+    for candidate in (os.environ.get("VAFX_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+DATA = _data_root()
+
+
+def _need(sub: str) -> Path:
+    if DATA is None or not (DATA / sub).exists():
+        pytest.skip(
+            f"face model data {sub!r} not found: set VAFX_DATA or place the project's "
+            "shared/data beside the repository"
+        )
+    return DATA / sub
+
+
+@pytest.fixture(scope="session")
+def ict_dir() -> Path:
+    return _need("ict")
+
+
+@pytest.fixture(scope="session")
+def sfm_dir() -> Path:
+    return _need("sfm")
+
+
+@pytest.fixture(scope="session")
+def ict_model(ict_dir):
+    import vafx
+
+    return vafx.load_ict_npz(ict_dir / "ict_facekit_light.npz")
+
+
+@pytest.fixture(scope="session")
+def sfm_model(sfm_dir):
+    import vafx
+
+    return vafx.load_sfm(sfm_dir)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own empty vafx cache, and no VAFX_DATA unless it sets one."""
+    monkeypatch.setenv("VAFX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("VAFX_DATA", raising=False)
+
+
+#: Tolerances by dtype (kornia's _DTYPE_PRECISIONS idea): relative, absolute.
+TOL = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-12, 1e-14)}
+
+
+def tree_allclose(a, b, rtol=None, atol=None) -> bool:
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    if ta != tb:
+        return False
+    for x, y in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        r, t = TOL.get(x.dtype, (0, 0))
+        if not np.allclose(
+            x,
+            y,
+            rtol=rtol if rtol is not None else r,
+            atol=atol if atol is not None else t,
+            equal_nan=True,
+        ):
+            return False
+    return True

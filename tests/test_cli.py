@@ -1,0 +1,72 @@
+"""The vafx command: help, version, errors without tracebacks, the demo."""
+
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import trimesh
+
+import vafx
+from vafx._cli import main
+
+
+def run(*args):
+    # Run outside the source tree, so that `python -m vafx` imports the installed copy.
+    return subprocess.run([sys.executable, "-m", "vafx", *args], capture_output=True, text=True,
+                          cwd=tempfile.gettempdir())  # fmt: skip
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"vafx {vafx.__version__}"
+    r = run("--help")
+    assert r.returncode == 0
+    for word in ("valence-arousal", "fetch-model", "demo", "VAFX_DATA"):
+        assert word in r.stdout
+    r = run("fetch-model", "--help")
+    assert r.returncode == 0 and "SHA-256" in r.stdout and "--url" in r.stdout
+
+
+def test_va_bin(capsys):
+    assert main(["va", "bin", "0.5", "-0.3"]) == 0
+    assert "bin 73 of 100" in capsys.readouterr().out
+    assert main(["va", "bin", "1", "1", "--grid", "5"]) == 0
+    assert "bin 24 of 25" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_without_traceback():
+    r = run("va", "bin", "1.5", "0")
+    assert r.returncode == 2
+    assert "valence 1.5" in r.stderr and "Traceback" not in r.stderr
+    r = run("model", "info", "--model", "/nonexistent/model.npz")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "/nonexistent" in r.stderr
+
+
+def test_model_info_and_sample(sfm_dir, tmp_path, capsys):
+    assert main(["model", "info", "--model", str(sfm_dir)]) == 0
+    assert "3448 vertices" in capsys.readouterr().out
+    out = tmp_path / "face.ply"
+    assert main(["model", "sample", "--model", str(sfm_dir), "--seed", "3",
+                 "--expression", "happiness=0.7", "-o", str(out)]) == 0  # fmt: skip
+    mesh = trimesh.load(out, process=False)
+    assert mesh.vertices.shape[0] >= 3448 and np.all(np.isfinite(mesh.vertices))
+    assert main(["model", "sample", "--model", str(sfm_dir), "--expression", "grin",
+                 "-o", str(out)]) == 2  # fmt: skip
+
+
+def test_model_convert(sfm_dir, tmp_path):
+    out = tmp_path / "sfm.npz"
+    assert main(["model", "convert", "--model", str(sfm_dir), "-o", str(out)]) == 0
+    assert vafx.load_model(out).num_identity == 63
+
+
+@pytest.mark.slow
+def test_demo_on_the_default_model(ict_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAFX_DATA", str(ict_dir.parent))
+    assert main(["demo", "-o", str(tmp_path / "demo")]) == 0
+    for name in ("mean", "identity", "happy", "surprised", "sad"):
+        assert (tmp_path / "demo" / f"{name}.obj").stat().st_size > 1_000_000
+    rows = (tmp_path / "demo" / "va_grid.csv").read_text().splitlines()
+    assert len(rows) == 101

@@ -1,0 +1,77 @@
+"""vafx: photorealistic facial affect synthesis in the valence-arousal space.
+
+Public API; the implementation lives in private modules. The face-agnostic
+kernels are in :mod:`vafx.kernels`.
+"""
+
+from . import kernels
+from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
+from ._fetch import SOURCES as MODEL_SOURCES
+from ._fetch import ModelSource, fetch_model
+from ._mesh_io import export_mesh
+from ._model._cache import load_model_file, save_model
+from ._model._eos import (
+    load_eos_model,
+    load_sfm,
+    read_eos_blendshapes,
+    read_ibug_mapping,
+    write_eos_model,
+)
+from ._model._ict import load_ict_folder, load_ict_npz
+from ._model._morphable import (
+    CONTOUR_LANDMARKS_LEFT,
+    CONTOUR_LANDMARKS_RIGHT,
+    MorphableModel,
+    check_model,
+    landmark_positions,
+    make_model,
+    model_shape,
+    sample_coefficients,
+    triangulate,
+)
+from ._model._resolve import find_model, load_model, load_model_path
+from ._paths import cache_root, data_root
+from ._va_space import VAGrid, validate_va
+from ._version import __version__
+from .kernels import ccc, mse, pcc
+
+__all__ = [
+    "CONTOUR_LANDMARKS_LEFT",
+    "CONTOUR_LANDMARKS_RIGHT",
+    "DataFileError",
+    "DownloadError",
+    "MODEL_SOURCES",
+    "ModelNotFoundError",
+    "ModelSource",
+    "MorphableModel",
+    "VAGrid",
+    "VafxError",
+    "__version__",
+    "cache_root",
+    "ccc",
+    "check_model",
+    "data_root",
+    "export_mesh",
+    "fetch_model",
+    "find_model",
+    "kernels",
+    "landmark_positions",
+    "load_eos_model",
+    "load_ict_folder",
+    "load_ict_npz",
+    "load_model",
+    "load_model_file",
+    "load_model_path",
+    "load_sfm",
+    "make_model",
+    "model_shape",
+    "mse",
+    "pcc",
+    "read_eos_blendshapes",
+    "read_ibug_mapping",
+    "sample_coefficients",
+    "save_model",
+    "triangulate",
+    "validate_va",
+    "write_eos_model",
+]

@@ -1,0 +1,231 @@
+"""The ``vafx`` command line. Each subcommand parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from ._version import __version__
+
+DESCRIPTION = """\
+vafx synthesizes facial affect on photographs from a target valence-arousal
+(V-A) pair, after Kollias et al., "Photorealistic Facial Synthesis in the
+Dimensional Affect Space" (ECCV-W 2018).
+
+Face models are looked up by name (ict, sfm) in $VAFX_DATA/<name> and then in
+the download cache (see `vafx fetch-model`), or given as a path with --model.
+"""
+
+EPILOG = """\
+examples:
+  vafx fetch-model ict             download and convert the default face model
+  vafx model info                  describe the default model
+  vafx model sample -o face.obj    write a random face with UVs
+  vafx va bin 0.5 -0.3             which bin of the 10 x 10 V-A grid holds (0.5, -0.3)
+  vafx demo -o demo_out            run the embedded demo
+"""
+
+
+class _Bar:
+    """A one-line progress display on stderr, for downloads and long loops."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, event: str, what: str, done: int, total: int) -> None:
+        if event == "skip":
+            self._line(f"  ok       {what} (already verified)", final=True)
+        elif event == "done":
+            self._line(f"  fetched  {what} ({done / 1e6:.1f} MB)", final=True)
+        elif event == "bytes" and self.tty and time.monotonic() - self.last > 0.2:
+            self.last = time.monotonic()
+            pct = f"{100 * done / total:5.1f}%" if total else f"{done / 1e6:.1f} MB"
+            self._line(f"  {pct}  {what}")
+
+    def _line(self, text: str, final: bool = False) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+        elif final:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default="ict",
+        help="face model: a name (ict, sfm) or a path to a model file or folder (default: ict)",
+    )
+
+
+def _cmd_fetch(args) -> int:
+    from ._fetch import SOURCES, fetch_model
+
+    src = SOURCES[args.name]
+    print(f"{src.name}: {src.licence}", file=sys.stderr)
+    print(f"from {args.url or src.base_url}", file=sys.stderr)
+    folder = fetch_model(
+        args.name, dest=args.dest, base_url=args.url, convert=not args.no_convert, progress=_Bar()
+    )
+    print(folder)
+    return 0
+
+
+def _cmd_model_info(args) -> int:
+    from ._model._resolve import load_model
+
+    print(load_model(args.model).summary())
+    return 0
+
+
+def _parse_weights(items: list[str], model) -> list[float]:
+    w = [0.0] * model.num_expressions
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            w[model.expression_index(name)] = float(value) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"--expression {item!r}: the weight must be a number") from None
+    return w
+
+
+def _cmd_model_sample(args) -> int:
+    import jax
+
+    from ._mesh_io import export_mesh
+    from ._model._morphable import model_shape, sample_coefficients
+    from ._model._resolve import load_model
+
+    model = load_model(args.model)
+    alpha, _ = sample_coefficients(jax.random.key(args.seed), model, args.scale)
+    beta = _parse_weights(args.expression or [], model)
+    v = model_shape(model, alpha, beta)
+    out = export_mesh(args.output, v, model.faces, model.uv, model.faces_uv)
+    print(out)
+    return 0
+
+
+def _cmd_model_convert(args) -> int:
+    from ._model._cache import save_model
+    from ._model._resolve import load_model
+
+    print(save_model(args.output, load_model(args.model)))
+    return 0
+
+
+def _cmd_va_bin(args) -> int:
+    import numpy as np
+
+    from ._va_space import VAGrid
+
+    grid = VAGrid(args.grid)
+    va = np.array([args.valence, args.arousal], np.float32)
+    k = int(grid.bin_index(va))
+    iv, ia = (int(x) for x in grid.index_to_ij(k))
+    (v0, v1), (a0, a1) = np.asarray(grid.bounds()[k]).tolist()
+    c = np.asarray(grid.centres()[k]).tolist()
+    print(
+        f"bin {k} of {grid.num_bins} (valence index {iv}, arousal index {ia}): "
+        f"valence [{v0:.3g}, {v1:.3g}], arousal [{a0:.3g}, {a1:.3g}], "
+        f"centre ({c[0]:.3g}, {c[1]:.3g})"
+    )
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from ._demo import run_demo
+
+    for line in run_demo(args.output, model=args.model, seed=args.seed):
+        print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vafx",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vafx {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what vafx does")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "fetch-model",
+        help="download a face model (ict, sfm), verify checksums, convert it",
+        description="Download a public face model from its upstream repository into the "
+        "cache ($VAFX_CACHE or ~/.cache/vafx), verify SHA-256 checksums, and convert it to "
+        "vafx's model file. A verified copy is never downloaded again.",
+    )
+    p.add_argument("name", choices=["ict", "sfm"], help="ict: ICT Face Model Light (MIT); "
+                   "sfm: Surrey Face Model (non-commercial use only)")  # fmt: skip
+    p.add_argument("--dest", type=Path, help="target folder (default: <cache>/models/NAME)")
+    p.add_argument("--url", help="base URL of a mirror with the upstream layout")
+    p.add_argument("--no-convert", action="store_true", help="only download and verify")
+    p.set_defaults(func=_cmd_fetch)
+
+    pm = sub.add_parser("model", help="inspect, sample and convert face models")
+    msub = pm.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    p = msub.add_parser("info", help="print the model's sizes, expressions and landmarks")
+    _add_model_arg(p)
+    p.set_defaults(func=_cmd_model_info)
+    p = msub.add_parser("sample", help="write a random face (OBJ or PLY, with UVs)")
+    _add_model_arg(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .obj or .ply")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the identity")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiplies the N(0, 1) identity draws (0 gives the mean face)")  # fmt: skip
+    p.add_argument("--expression", action="append", metavar="NAME[=W]",
+                   help="add an expression shape with weight W (default 1); repeatable")  # fmt: skip
+    p.set_defaults(func=_cmd_model_sample)
+    p = msub.add_parser("convert", help="save a model in vafx's fast-loading .npz format")
+    _add_model_arg(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .npz")
+    p.set_defaults(func=_cmd_model_convert)
+
+    pv = sub.add_parser("va", help="the valence-arousal grid")
+    vsub = pv.add_subparsers(dest="va_command", metavar="ACTION", required=True)
+    p = vsub.add_parser("bin", help="which bin holds a (valence, arousal) pair")
+    p.add_argument("valence", type=float, help="in [-1, 1]")
+    p.add_argument("arousal", type=float, help="in [-1, 1]")
+    p.add_argument("--grid", type=int, default=10, help="bins per axis (default 10)")
+    p.set_defaults(func=_cmd_va_bin)
+
+    p = sub.add_parser("demo", help="run the embedded demo on the default model")
+    _add_model_arg(p)
+    p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="vafx: %(message)s"
+    )
+    from ._errors import VafxError
+
+    try:
+        return args.func(args)
+    except (VafxError, ValueError, KeyError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"vafx: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vafx: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

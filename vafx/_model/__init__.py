@@ -1,0 +1,1 @@
+"""Face models: the MorphableModel pytree, its loaders and its cache format."""
