@@ -137,6 +137,13 @@ class MorphableModel:
         return "\n".join(lines)
 
 
+def _add_modes(v: Array, coeffs: ArrayLike, std: Array, basis: Array, what: str) -> Array:
+    coeffs = jnp.asarray(coeffs, v.dtype)
+    if coeffs.shape != std.shape:
+        raise ValueError(f"{what} coefficients must have shape {std.shape}, got {coeffs.shape}")
+    return v + jnp.einsum("k,knd->nd", coeffs * std, basis)
+
+
 def model_shape(
     model: MorphableModel,
     identity: ArrayLike | None = None,
@@ -144,9 +151,8 @@ def model_shape(
 ) -> Array:
     """Vertices of a face with the given coefficients.
 
-    Pure and jit-able; ``vmap`` it over batches of coefficients. Fewer
-    coefficients than the model has modes are allowed at trace time only by
-    padding them yourself: shapes must match exactly.
+    Pure and jit-able; ``vmap`` it over batches of coefficients. Coefficient
+    vectors must have exactly one entry per mode (pad with zeros for fewer).
 
     Args:
         model: the morphable model.
@@ -158,21 +164,9 @@ def model_shape(
     """
     v = model.mean
     if identity is not None:
-        identity = jnp.asarray(identity, model.mean.dtype)
-        if identity.shape != (model.num_identity,):
-            raise ValueError(
-                f"identity coefficients must have shape ({model.num_identity},), "
-                f"got {identity.shape}"
-            )
-        v = v + jnp.einsum("k,knd->nd", identity * model.identity_std, model.identity_basis)
+        v = _add_modes(v, identity, model.identity_std, model.identity_basis, "identity")
     if expression is not None:
-        expression = jnp.asarray(expression, model.mean.dtype)
-        if expression.shape != (model.num_expressions,):
-            raise ValueError(
-                f"expression coefficients must have shape ({model.num_expressions},), "
-                f"got {expression.shape}"
-            )
-        v = v + jnp.einsum("k,knd->nd", expression * model.expression_std, model.expression_basis)
+        v = _add_modes(v, expression, model.expression_std, model.expression_basis, "expression")
     return v
 
 
