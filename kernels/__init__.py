@@ -7,8 +7,10 @@ valence or arousal, and it imports nothing from the rest of vafx.
 
 from .binning import binned_median, grid_bin_index, grid_edges, histogram
 from .metrics import ccc, mse, pcc
+from .poisson import PoissonSolution, solve_poisson
 
 __all__ = [
+    "PoissonSolution",
     "binned_median",
     "ccc",
     "grid_bin_index",
@@ -16,4 +18,5 @@ __all__ = [
     "histogram",
     "mse",
     "pcc",
+    "solve_poisson",
 ]

@@ -5,6 +5,7 @@ kernels are in :mod:`vafx.kernels`.
 """
 
 from . import kernels
+from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
 from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
 from ._fetch import SOURCES as MODEL_SOURCES
 from ._fetch import ModelSource, fetch_model
@@ -36,6 +37,7 @@ from ._version import __version__
 from .kernels import ccc, mse, pcc
 
 __all__ = [
+    "BlendInfo",
     "CONTOUR_LANDMARKS_LEFT",
     "CONTOUR_LANDMARKS_RIGHT",
     "DataFileError",
@@ -71,6 +73,8 @@ __all__ = [
     "read_ibug_mapping",
     "sample_coefficients",
     "save_model",
+    "seamless_clone",
+    "seamless_clone_batch",
     "triangulate",
     "validate_va",
     "write_eos_model",

@@ -1,0 +1,104 @@
+"""vafx.seamless_clone and seamless_clone_batch: placement, dtypes, errors."""
+
+import jax
+import numpy as np
+import pytest
+from skimage import data
+
+import vafx
+
+
+def ellipse(h, w, cy, cx, ry, rx):
+    yy, xx = np.mgrid[:h, :w]
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+
+
+@pytest.fixture(scope="module")
+def photos():
+    astro = data.astronaut()[::4, ::4]  # 128 x 128 x 3 uint8
+    coffee = data.coffee()[:128, :128]
+    return astro, coffee
+
+
+def test_outside_mask_is_target_and_uint8_round_trip(photos):
+    astro, coffee = photos
+    m = ellipse(128, 128, 60, 64, 30, 22)
+    out, info = vafx.seamless_clone(astro, coffee, m, full_output=True)
+    assert out.dtype == np.uint8 and out.shape == coffee.shape
+    np.testing.assert_array_equal(out[~m], coffee[~m])
+    assert info.converged.all() and info.relative_residual.shape == (3,)
+    # the blend keeps the source's detail: its gradients inside the mask (float
+    # images: no clipping to 0..255)
+    f = vafx.seamless_clone(astro / 255.0, coffee / 255.0, m, rtol=1e-5) * 255
+    inner = ellipse(128, 128, 60, 64, 26, 18)
+    g_out = np.diff(f, axis=1)[inner[:, 1:]]
+    g_src = np.diff(astro.astype(float), axis=1)[inner[:, 1:]]
+    assert np.corrcoef(g_out.ravel(), g_src.ravel())[0, 1] > 0.99
+
+
+def test_offset_equals_pre_shifted_source(photos):
+    astro, coffee = photos
+    m = ellipse(128, 128, 40, 40, 20, 15)
+    shifted = np.roll(astro, (10, 25), axis=(0, 1))
+    ms = np.roll(m, (10, 25), axis=(0, 1))
+    a = vafx.seamless_clone(astro, coffee, m, offset=(10, 25), dtype=np.float32)
+    b = vafx.seamless_clone(shifted, coffee, ms)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_float_images_grey_and_mixed(photos):
+    astro, coffee = photos
+    src = astro[..., 0].astype(np.float32) / 255
+    tgt = coffee[..., 1].astype(np.float32) / 255
+    m = ellipse(128, 128, 64, 64, 30, 30)
+    for mode in ("normal", "mixed"):
+        out = vafx.seamless_clone(src, tgt, m, mode=mode, rtol=1e-5)
+        assert out.dtype == np.float32 and out.shape == tgt.shape
+        np.testing.assert_array_equal(out[~m], tgt[~m])
+    same = vafx.seamless_clone(tgt, tgt, m)
+    np.testing.assert_array_equal(same, tgt)
+
+
+def test_batch_equals_single_calls(photos):
+    astro, coffee = photos
+    masks = np.stack([ellipse(128, 128, 64, 64, r, r - 4) for r in (20, 30, 40)])
+    src = np.stack([astro] * 3)
+    tgt = np.stack([coffee] * 3)
+    out, info = vafx.seamless_clone_batch(src, tgt, masks, rtol=1e-5)
+    assert info.iterations.shape == (3, 3)
+    for i in range(3):
+        one = vafx.seamless_clone(astro, coffee, masks[i], rtol=1e-5)
+        assert np.abs(out[i].astype(int) - one.astype(int)).max() <= 1  # rounding
+
+
+def test_float64_needs_x64(photos):
+    astro, coffee = photos
+    m = ellipse(128, 128, 64, 64, 20, 20)
+    with pytest.raises(ValueError, match="x64"):
+        vafx.seamless_clone(astro, coffee, m, dtype=np.float64)
+    with jax.enable_x64(True):
+        out = vafx.seamless_clone(
+            astro.astype(np.float64), coffee.astype(np.float64), m, dtype=np.float64, rtol=1e-10
+        )
+        assert out.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(mask=np.zeros((128, 128), bool)), "empty"),
+        (dict(mask=np.ones((64, 64), bool)), "mask shape"),
+        (dict(offset=(120, 0)), "outside the target"),
+        (dict(offset=(-50, 0)), "outside the target"),
+        (dict(mode="blend"), "mode"),
+        (dict(source=np.zeros((128, 128), np.uint8)), "channels"),
+        (dict(source=np.full((128, 128, 3), np.nan, np.float32)), "NaN"),
+        (dict(mask=np.ones((128, 128), bool)), "whole target"),
+    ],
+)
+def test_clear_errors(photos, kwargs, match):
+    astro, coffee = photos
+    args = dict(source=astro, target=coffee, mask=ellipse(128, 128, 64, 64, 40, 30))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        vafx.seamless_clone(**args)

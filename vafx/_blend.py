@@ -1,0 +1,284 @@
+"""Seamless cloning: Poisson image blending of a source patch into a photo.
+
+The numerical work is :func:`vafx.kernels.poisson.solve_poisson`; this module
+validates images, places the source in the target's frame, crops the work to
+the mask's bounding box (plus the one-pixel Dirichlet ring), pads it to a
+multiple of a power of two so that the multigrid preconditioner has levels and
+recompilation happens per size bucket only, and converts dtypes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .kernels.poisson import solve_poisson
+
+__all__ = ["BlendInfo", "seamless_clone", "seamless_clone_batch"]
+
+_MODES = ("normal", "mixed")
+
+
+class BlendInfo(NamedTuple):
+    """How a blend went, per image and channel.
+
+    Attributes:
+        relative_residual: float[..., C], ||b - A u|| / ||b|| reached.
+        iterations: int[..., C], preconditioned CG iterations.
+        converged: bool[..., C], residual at or below ``rtol``.
+    """
+
+    relative_residual: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+
+
+def _check_image(name: str, image, ndims=(2, 3)) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim not in ndims:
+        raise ValueError(f"{name}: expected an array with {ndims} axes, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return a
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"{name}: expected uint8 or float pixels, got {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: has NaN or infinite pixels")
+    return a
+
+
+def _check_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype: float32 or float64, got {dtype}")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype=float64 needs JAX's x64 mode (jax.config.update('jax_enable_x64', True))"
+        )
+    return dtype
+
+
+def _bucket(n: int) -> int:
+    """Padded side for n pixels: a multiple of 2^k (k >= 4) with n / 2^k <= 24.
+
+    The multigrid then halves it down to at most 24 pixels a side, which the
+    kernel inverts densely; sizes share compiled code per bucket.
+    """
+    q = max(16, 1 << max(0, math.ceil(math.log2(n / 24))))
+    return -(-n // q) * q
+
+
+@functools.partial(jax.jit, static_argnames=("mixed", "max_iters", "sequential"))
+def _solve_batch(source, target, mask, inside, rtol, *, mixed, max_iters, sequential):
+    """The kernel over images: source/target [B, C, H, W], mask/inside [B, H, W].
+
+    ``sequential`` loops over images (``lax.map``) instead of vmapping them: on
+    a CPU one image's working set stays in cache, which measured 1.4x faster
+    for 64 images at 256 x 256; accelerators take the vmap.
+    """
+
+    def one(args):
+        s, t, m, i = args
+        return solve_poisson(s, t, m, i, mixed=mixed, max_iters=max_iters, rtol=rtol)
+
+    args = (source, target, mask, inside)
+    return jax.lax.map(one, args) if sequential else jax.vmap(lambda *a: one(a))(*args)
+
+
+def _crop_box(masks: np.ndarray) -> tuple[int, int, int, int]:
+    """Union bounding box of masks [B, H, W] grown by the Dirichlet ring, clipped to the image."""
+    h, w = masks.shape[-2:]
+    rows = np.nonzero(masks.any(axis=(0, 2)))[0]
+    cols = np.nonzero(masks.any(axis=(0, 1)))[0]
+    return (
+        max(rows[0] - 1, 0),
+        min(rows[-1] + 2, h),
+        max(cols[0] - 1, 0),
+        min(cols[-1] + 2, w),
+    )
+
+
+def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
+    """Blend aligned batches [B, H, W, C] over masks [B, H, W]; returns (out, info).
+
+    Only the crop around the masks is converted to float and back: the rest of
+    the output is the target, bit for bit.
+    """
+    y0, y1, x0, x1 = _crop_box(masks)
+    hb, wb = _bucket(y1 - y0), _bucket(x1 - x0)
+    b, c = sources.shape[0], sources.shape[-1]
+    was_uint8 = targets.dtype == np.uint8
+
+    def crop(a):  # [B, H, W, C] -> float [B, C, hb, wb], zero padded
+        out = np.zeros((b, c, hb, wb), dtype)
+        out[:, :, : y1 - y0, : x1 - x0] = np.moveaxis(a[:, y0:y1, x0:x1], -1, 1)
+        return out
+
+    m = np.zeros((b, hb, wb), bool)
+    m[:, : y1 - y0, : x1 - x0] = masks[:, y0:y1, x0:x1]
+    inside = np.zeros((b, hb, wb), bool)
+    inside[:, : y1 - y0, : x1 - x0] = True
+    sol = _solve_batch(
+        crop(sources),
+        crop(targets),
+        m,
+        inside,
+        jnp.asarray(rtol, dtype),
+        mixed=mixed,
+        max_iters=max_iters,
+        sequential=jax.default_backend() == "cpu",
+    )
+    value = np.moveaxis(np.asarray(sol.value)[:, :, : y1 - y0, : x1 - x0], 1, -1)
+    if was_uint8:
+        value = np.clip(np.rint(value), 0, 255)
+    out = targets.copy()
+    out[:, y0:y1, x0:x1] = value.astype(targets.dtype)
+    info = BlendInfo(
+        np.asarray(sol.relative_residual), np.asarray(sol.iterations), np.asarray(sol.converged)
+    )
+    return out, info
+
+
+def seamless_clone(
+    source,
+    target,
+    mask,
+    offset: tuple[int, int] = (0, 0),
+    mode: str = "normal",
+    *,
+    rtol: float = 1e-3,
+    max_iters: int = 50,
+    dtype=np.float32,
+    full_output: bool = False,
+):
+    """Poisson-blend ``source`` into ``target`` where ``mask`` is set (Perez et al. 2003).
+
+    OpenCV's ``seamlessClone`` in spirit, with an explicit placement and an
+    exact solve: the result equals ``target`` outside the mask and, inside,
+    solves the discrete Poisson equation with the source's gradients as
+    guidance and the target's pixels around the mask as boundary values. A
+    mask touching the target's border gets a zero-flux boundary there.
+
+    Args:
+        source: uint8 or float[Hs, Ws] or [Hs, Ws, C], the patch to insert.
+        target: uint8 or float[Ht, Wt] or [Ht, Wt, C], the photo; same
+            number of channels as ``source``.
+        mask: bool or integer[Hs, Ws], nonzero on the source pixels to insert.
+        offset: (dy, dx) in pixels: source pixel (y, x) lands on target pixel
+            (y + dy, x + dx). Every mask pixel must land inside the target.
+        mode: "normal" (source gradients) or "mixed" (per edge the stronger
+            of source and target gradients, Perez et al.'s mixed gradients).
+        rtol: relative residual of the linear solve at which to stop.
+        max_iters: iteration budget of the solve.
+        dtype: float32 (default) or float64 (needs JAX's x64 mode).
+        full_output: also return a :class:`BlendInfo`.
+
+    Returns:
+        The blended image with ``target``'s shape and dtype (uint8 results
+        are rounded and clipped to 0..255; float results are not clipped),
+        and with ``full_output`` a :class:`BlendInfo` with shapes ``[C]``.
+
+    Raises:
+        ValueError: mismatched shapes or channels, an empty mask, a mask that
+            lands outside the target or covers all of it, non-finite pixels.
+    """
+    dtype = _check_dtype(dtype)
+    if mode not in _MODES:
+        raise ValueError(f"mode: one of {_MODES}, got {mode!r}")
+    src = _check_image("source", source)
+    tgt = _check_image("target", target)
+    if (src.dtype == np.uint8) != (tgt.dtype == np.uint8):
+        raise ValueError(f"source ({src.dtype}) and target ({tgt.dtype}): both uint8 or both float")
+    if src.ndim != tgt.ndim or (src.ndim == 3 and src.shape[2] != tgt.shape[2]):
+        raise ValueError(f"source {src.shape} and target {tgt.shape} differ in channels")
+    msk = np.asarray(mask)
+    if msk.ndim == 3 and msk.shape[2] in (1, 3, 4):  # an OpenCV-style mask image
+        msk = msk.any(axis=2)
+    if msk.shape != src.shape[:2]:
+        raise ValueError(f"mask shape {msk.shape} differs from the source's {src.shape[:2]}")
+    msk = msk != 0
+    if not msk.any():
+        raise ValueError("mask is empty: nothing to blend")
+    grey = tgt.ndim == 2
+    if grey:
+        src, tgt = src[..., None], tgt[..., None]
+    dy, dx = (int(v) for v in offset)
+    ys, xs = np.nonzero(msk)
+    ht, wt = tgt.shape[:2]
+    if ys.min() + dy < 0 or xs.min() + dx < 0 or ys.max() + dy >= ht or xs.max() + dx >= wt:
+        raise ValueError(
+            f"mask lands outside the target: offset {(dy, dx)} puts its pixels at rows "
+            f"{ys.min() + dy}..{ys.max() + dy}, columns {xs.min() + dx}..{xs.max() + dx} "
+            f"of a {ht} x {wt} target"
+        )
+    placed = tgt.copy()
+    placed_mask = np.zeros((ht, wt), bool)
+    placed[ys + dy, xs + dx] = src[ys, xs]
+    placed_mask[ys + dy, xs + dx] = True
+    # the source's gradients across the mask boundary need its pixels around the mask too
+    ring = np.zeros_like(msk)
+    ring[:-1] |= msk[1:]
+    ring[1:] |= msk[:-1]
+    ring[:, :-1] |= msk[:, 1:]
+    ring[:, 1:] |= msk[:, :-1]
+    ry, rx = np.nonzero(ring & ~msk)
+    ok = (ry + dy >= 0) & (ry + dy < ht) & (rx + dx >= 0) & (rx + dx < wt)
+    placed[ry[ok] + dy, rx[ok] + dx] = src[ry[ok], rx[ok]]
+    if placed_mask.all():
+        raise ValueError("mask covers the whole target: no boundary to blend against")
+    out, info = _blend(
+        placed[None], tgt[None], placed_mask[None], mode == "mixed", rtol, max_iters, dtype
+    )
+    image = out[0, ..., 0] if grey else out[0]
+    return (image, BlendInfo(*(x[0] for x in info))) if full_output else image
+
+
+def seamless_clone_batch(
+    sources,
+    targets,
+    masks,
+    mode: str = "normal",
+    *,
+    rtol: float = 1e-3,
+    max_iters: int = 50,
+    dtype=np.float32,
+):
+    """:func:`seamless_clone` for a batch of aligned images in one compiled call.
+
+    Sources are already placed in the targets' frames (offset zero); the masks
+    may differ per image. The work is cropped to the union of their bounding
+    boxes.
+
+    Args:
+        sources: uint8 or float[B, H, W, C].
+        targets: uint8 or float[B, H, W, C].
+        masks: bool[B, H, W]; each non-empty and not covering its whole image.
+        mode, rtol, max_iters, dtype: as :func:`seamless_clone`.
+
+    Returns:
+        (images [B, H, W, C] with the targets' dtype, :class:`BlendInfo` [B, C]).
+    """
+    dtype = _check_dtype(dtype)
+    if mode not in _MODES:
+        raise ValueError(f"mode: one of {_MODES}, got {mode!r}")
+    src = _check_image("sources", sources, (4,))
+    tgt = _check_image("targets", targets, (4,))
+    msk = np.asarray(masks) != 0
+    if src.ndim != 4 or src.shape != tgt.shape:
+        raise ValueError(
+            f"sources {src.shape} and targets {tgt.shape}: expected equal [B, H, W, C]"
+        )
+    if msk.shape != src.shape[:3]:
+        raise ValueError(f"masks shape {msk.shape}: expected {src.shape[:3]}")
+    empty = np.nonzero(~msk.any(axis=(1, 2)))[0]
+    if empty.size:
+        raise ValueError(f"masks of images {empty.tolist()} are empty")
+    full = np.nonzero(msk.all(axis=(1, 2)))[0]
+    if full.size:
+        raise ValueError(f"masks of images {full.tolist()} cover the whole image")
+    out, info = _blend(src, tgt, msk, mode == "mixed", rtol, max_iters, dtype)
+    return out, info
