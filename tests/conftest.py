@@ -94,3 +94,42 @@ def tree_allclose(a, b, rtol=None, atol=None) -> bool:
         ):
             return False
     return True
+
+
+ARKIT_NAMES = tuple(
+    f"{b}_{s}" if s else b
+    for b, s in [
+        *((b, s) for b in ("browDown", "browInnerUp", "browOuterUp", "cheekPuff", "cheekSquint",
+                           "eyeBlink", "eyeLookDown", "eyeLookIn", "eyeLookOut", "eyeLookUp",
+                           "eyeSquint", "eyeWide") for s in "LR"),
+        ("jawForward", ""), ("jawLeft", ""), ("jawOpen", ""), ("jawRight", ""), ("mouthClose", ""),
+        *((b, s) for b in ("mouthDimple", "mouthFrown") for s in "LR"),
+        ("mouthFunnel", ""), ("mouthLeft", ""),
+        *((b, s) for b in ("mouthLowerDown", "mouthPress") for s in "LR"),
+        ("mouthPucker", ""), ("mouthRight", ""), ("mouthRollLower", ""), ("mouthRollUpper", ""),
+        ("mouthShrugLower", ""), ("mouthShrugUpper", ""),
+        *((b, s) for b in ("mouthSmile", "mouthStretch", "mouthUpperUp", "noseSneer") for s in "LR"),
+    ]
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A 42-vertex model with the ICT's 53 ARKit expression names: no licensed data needed."""
+    import trimesh
+
+    import vafx
+
+    sphere = trimesh.creation.icosphere(subdivisions=1, radius=10.0)
+    n = len(sphere.vertices)
+    rng = np.random.default_rng(0)
+    return vafx.make_model(
+        mean=sphere.vertices,
+        faces=sphere.faces,
+        identity_basis=rng.normal(0, 0.3, (3, n, 3)),
+        expression_basis=rng.normal(0, 0.5, (len(ARKIT_NAMES), n, 3)),
+        expression_names=ARKIT_NAMES,
+        regions={"face": np.arange(0, n, 2)},
+        name="tiny",
+        units="cm",
+    )

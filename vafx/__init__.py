@@ -9,6 +9,20 @@ from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
 from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
 from ._fetch import SOURCES as MODEL_SOURCES
 from ._fetch import ModelSource, fetch_model
+from ._gallery._import import ImportProblems, import_meshes
+from ._gallery._stats import bin_table, write_histogram_png
+from ._gallery._store import (
+    INDEX_DTYPE,
+    Gallery,
+    GalleryError,
+    GalleryWriter,
+    SequenceData,
+    Template,
+    open_gallery,
+    template_from_model,
+    write_gallery,
+)
+from ._gallery._synth import SynthConfig, synthesize_gallery
 from ._mesh_io import export_mesh
 from ._model._cache import load_model_file, save_model
 from ._model._eos import (
@@ -37,6 +51,21 @@ from ._version import __version__
 from .kernels import ccc, mse, pcc
 
 __all__ = [
+    "INDEX_DTYPE",
+    "Gallery",
+    "GalleryError",
+    "GalleryWriter",
+    "SequenceData",
+    "Template",
+    "open_gallery",
+    "template_from_model",
+    "write_gallery",
+    "SynthConfig",
+    "synthesize_gallery",
+    "ImportProblems",
+    "import_meshes",
+    "bin_table",
+    "write_histogram_png",
     "BlendInfo",
     "CONTOUR_LANDMARKS_LEFT",
     "CONTOUR_LANDMARKS_RIGHT",

@@ -25,6 +25,8 @@ examples:
   vafx model info                  describe the default model
   vafx model sample -o face.obj    write a random face with UVs
   vafx va bin 0.5 -0.3             which bin of the 10 x 10 V-A grid holds (0.5, -0.3)
+  vafx gallery synth -o gal        a synthetic 4D gallery from the default model
+  vafx gallery stats gal --png h.png   per-bin counts and medians, Fig. 3 histogram
   vafx demo -o demo_out            run the embedded demo
 """
 
@@ -51,6 +53,36 @@ class _Bar:
         if self.tty:
             self.stream.write("\r\033[K" + text + ("\n" if final else ""))
         elif final:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class _Progress:
+    """``label  done/total  pct  elapsed  eta`` on stderr: redrawn on a terminal, else every 10%."""
+
+    def __init__(self, label: str, stream=None):
+        self.label, self.stream = label, stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.start = time.monotonic()
+        self.last = -1.0
+        self.step = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        frac = done / total if total else 1.0
+        step = int(frac * 10)
+        final = done >= total
+        if self.tty and (now - self.last < 0.2 and not final):
+            return
+        if not self.tty and step == self.step and not final:
+            return
+        self.last, self.step = now, step
+        el = now - self.start
+        eta = el / frac - el if frac > 0 else 0.0
+        text = f"{self.label} {done}/{total} {100 * frac:5.1f}%  {el:6.1f} s  eta {eta:6.1f} s"
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+        else:
             self.stream.write(text + "\n")
         self.stream.flush()
 
@@ -137,6 +169,101 @@ def _cmd_va_bin(args) -> int:
     return 0
 
 
+def _cmd_gallery_synth(args) -> int:
+    from ._gallery._synth import SynthConfig, synthesize_gallery
+    from ._model._resolve import load_model
+
+    model = load_model(args.model)
+    cfg = SynthConfig(
+        subjects=args.subjects,
+        repeats=args.repeats,
+        frames=args.frames,
+        region=None if args.region == "all" else args.region,
+        seed=args.seed,
+        expressions=tuple(args.expressions.split(",")) if args.expressions else None,
+    )
+    g = synthesize_gallery(
+        args.output,
+        model,
+        cfg,
+        budget_bytes=int(args.buffer_mb * 2**20),
+        overwrite=args.overwrite,
+        progress=_Progress("sequences"),
+    )
+    print(g)
+    return 0
+
+
+def _template_from_args(args):
+    from ._gallery._import import read_mesh  # noqa: F401  (keeps import errors early)
+    from ._gallery._store import Template, template_from_model
+    from ._model._resolve import load_model
+
+    if args.template is not None:
+        import numpy as np
+
+        from ._errors import DataFileError
+        from ._model._morphable import triangulate
+        from ._obj import read_obj
+
+        path = Path(args.template)
+        if path.suffix.lower() == ".obj":
+            mesh = read_obj(path)
+            faces = triangulate(mesh.faces)[0]
+            verts = mesh.vertices
+        else:
+            import trimesh
+
+            try:
+                m = trimesh.load(path, process=False, force="mesh")
+            except Exception as e:
+                raise DataFileError(path, f"cannot read the template mesh ({e})") from None
+            verts, faces = np.asarray(m.vertices), np.asarray(m.faces, np.int32)
+        return Template(np.asarray(verts, np.float32), faces, args.units)
+    model = load_model(args.model)
+    return template_from_model(model, None if args.region == "all" else args.region)
+
+
+def _cmd_gallery_import(args) -> int:
+    from ._gallery._import import import_meshes
+
+    g = import_meshes(
+        args.output,
+        args.meshes,
+        args.annotations,
+        _template_from_args(args),
+        skip_bad=args.skip_bad,
+        budget_bytes=int(args.buffer_mb * 2**20),
+        overwrite=args.overwrite,
+        progress=_Progress("sequences"),
+    )
+    print(g)
+    problems = Path(args.output) / "import_problems.txt"
+    if args.skip_bad and problems.exists() and problems.stat().st_size:
+        n = len(problems.read_text().splitlines())
+        print(f"vafx: {n} problem(s) skipped, listed in {problems}", file=sys.stderr)
+    return 0
+
+
+def _cmd_gallery_stats(args) -> int:
+    from ._gallery._stats import bin_table, format_table, write_histogram_png, write_table_csv
+    from ._gallery._store import open_gallery
+
+    g = open_gallery(args.gallery, verify=args.verify)
+    rows = bin_table(g)
+    print(g)
+    print(format_table(rows, all_bins=args.all))
+    empty = sum(r["count"] == 0 for r in rows)
+    print(f"{g.num_frames} frames in {len(rows) - empty} bins; {empty} bins empty")
+    if args.csv:
+        write_table_csv(rows, args.csv)
+        print(f"table: {args.csv}")
+    if args.png:
+        how = write_histogram_png(g, args.png)
+        print(f"histogram: {args.png} ({how})")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -196,6 +323,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arousal", type=float, help="in [-1, 1]")
     p.add_argument("--grid", type=int, default=10, help="bins per axis (default 10)")
     p.set_defaults(func=_cmd_va_bin)
+
+    pg = sub.add_parser("gallery", help="4D expression galleries: synthesize, import, inspect")
+    gsub = pg.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
+    p = gsub.add_parser(
+        "synth",
+        help="generate a synthetic gallery from a face model (see docs/gallery.md)",
+        description="Generate a synthetic 4D gallery: subjects sampled from the model, each "
+        "enacting FACS prototypes of emotions (onset, apex, offset), frames labelled with V-A "
+        "from published circumplex placements. Resumable: run it again after an interruption.",
+    )
+    _add_model_arg(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="gallery folder")
+    p.add_argument("--subjects", type=int, default=20, help="synthetic subjects (default 20)")
+    p.add_argument("--repeats", type=int, default=1, help="sequences per subject and expression")
+    p.add_argument("--frames", type=int, default=24, help="frames per sequence after the neutral")
+    p.add_argument("--region", default="face", help="model region of the template, or 'all'")
+    p.add_argument("--expressions", help="comma-separated prototype names (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--buffer-mb", type=float, default=256, help="frame buffer per checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing gallery")
+    p.set_defaults(func=_cmd_gallery_synth)
+
+    p = gsub.add_parser(
+        "import",
+        help="import per-frame meshes and an annotation CSV into a gallery",
+        description="Import a folder of per-frame meshes (OBJ or PLY) with an annotation CSV "
+        "(subject,sequence,frame,valence,arousal[,label][,neutral][,file]). Every problem is "
+        "reported with its file and line; resumable and idempotent.",
+    )
+    p.add_argument("meshes", type=Path, help="folder of meshes")
+    p.add_argument("--annotations", type=Path, required=True, help="annotation CSV")
+    p.add_argument("-o", "--output", type=Path, required=True, help="gallery folder")
+    p.add_argument("--template", type=Path, help="template mesh (default: the model's region)")
+    p.add_argument("--units", default="mm", help="length unit of --template meshes (default mm)")
+    _add_model_arg(p)
+    p.add_argument("--region", default="face", help="model region of the template, or 'all'")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip bad frames (listed in GALLERY/import_problems.txt) instead of stopping")  # fmt: skip
+    p.add_argument("--buffer-mb", type=float, default=256, help="frame buffer per checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing gallery")
+    p.set_defaults(func=_cmd_gallery_import)
+
+    p = gsub.add_parser("stats", help="per-bin counts and medians; the Fig. 3 histogram")
+    p.add_argument("gallery", type=Path)
+    p.add_argument("--png", type=Path, help="write the 2D V-A histogram here")
+    p.add_argument("--csv", type=Path, help="write the per-bin table here")
+    p.add_argument("--all", action="store_true", help="list empty bins too")
+    p.add_argument("--verify", action="store_true", help="check every file's SHA-256 first")
+    p.set_defaults(func=_cmd_gallery_stats)
 
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)

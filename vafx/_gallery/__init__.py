@@ -1,0 +1,1 @@
+"""The 4D expression gallery: store, importers, synthetic generator, statistics."""

@@ -1,0 +1,175 @@
+"""Facial action units, emotion prototypes and their places on the V-A circumplex.
+
+Everything the synthetic gallery generator knows about emotions is in this one
+table-like module, so that a reader can check it against the sources:
+
+- Action units (AUs) to ARKit blendshapes (the ICT model's 53 expression
+  shapes follow Apple's ARKit names, which the ICT FaceKit README relates to
+  FACS). ARKit has no shape for some AUs; those are approximated by the nearest
+  shapes and marked ``approx``.
+- Basic emotions and contempt: the EMFACS prototypes (Friesen and Ekman 1983,
+  as tabulated in the FACS Investigator's Guide, 2002).
+- Compound emotions: the prototypical AUs of Du, Tao and Martinez, "Compound
+  facial expressions of emotion", PNAS 111(15), 2014, Table 1 (the paper's
+  reference [11]).
+- Low-arousal states (relaxed, content, bored, tired, sleepy, depressed):
+  not FACS-coded in those sources; built from the cues the literature
+  describes (lowered upper eyelids, relaxed or slightly raised lip corners,
+  slack jaw, inner-brow raise for sadness) and marked as vafx's own.
+- V-A placements: approximate positions read from the circumplex figures of
+  Russell (1980, J. Pers. Soc. Psychol. 39:1161) and Scherer (2005, Soc. Sci.
+  Inf. 44:695), with Russell and Mehrabian (1977) for the sign of each
+  dimension; scaled to [-1, 1]. Compound emotions sit at the mean of their two
+  components. These are coarse, documented choices, not measurements.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+#: AU -> {ARKit base name: weight}; ``_L``/``_R`` pairs are written once as the
+#: base name and expanded to both sides.
+AU_TO_ARKIT: dict[int, dict[str, float]] = {
+    1: {"browInnerUp": 1.0},  # inner brow raiser
+    2: {"browOuterUp": 1.0},  # outer brow raiser
+    4: {"browDown": 1.0},  # brow lowerer
+    5: {"eyeWide": 1.0},  # upper lid raiser
+    6: {"cheekSquint": 1.0, "eyeSquint": 0.3},  # cheek raiser
+    7: {"eyeSquint": 1.0},  # lid tightener
+    9: {"noseSneer": 1.0},  # nose wrinkler
+    10: {"mouthUpperUp": 1.0},  # upper lip raiser
+    12: {"mouthSmile": 1.0},  # lip corner puller
+    14: {"mouthDimple": 1.0},  # dimpler
+    15: {"mouthFrown": 1.0},  # lip corner depressor
+    16: {"mouthLowerDown": 1.0},  # lower lip depressor
+    17: {"mouthShrugLower": 1.0},  # chin raiser
+    18: {"mouthPucker": 1.0},  # lip pucker
+    20: {"mouthStretch": 1.0},  # lip stretcher
+    22: {"mouthFunnel": 1.0},  # lip funneler
+    23: {"mouthPress": 0.5, "mouthRollLower": 0.3, "mouthRollUpper": 0.3},  # approx
+    24: {"mouthPress": 1.0},  # lip pressor
+    25: {"jawOpen": 0.12, "mouthLowerDown": 0.35, "mouthUpperUp": 0.15},  # approx lips part
+    26: {"jawOpen": 0.45},  # jaw drop
+    27: {"jawOpen": 0.9, "mouthStretch": 0.3},  # mouth stretch
+    43: {"eyeBlink": 1.0},  # eyes closed (intensity = closure)
+}
+
+#: Side of unilateral AUs: ("R", 12) is AU 12 on the subject's right only.
+Unilateral = tuple[str, int]
+
+
+class Prototype(NamedTuple):
+    """An expression: AUs with intensities in [0, 1], and its apex V-A."""
+
+    name: str
+    aus: dict[int | Unilateral, float]
+    va: tuple[float, float]
+    source: str
+
+
+_BASIC_VA = {
+    "happiness": (0.85, 0.35),
+    "surprise": (0.20, 0.85),
+    "fear": (-0.60, 0.75),
+    "anger": (-0.55, 0.70),
+    "disgust": (-0.70, 0.35),
+    "sadness": (-0.75, -0.35),
+    "contempt": (-0.55, 0.15),
+}
+
+_EMFACS = "EMFACS (Friesen and Ekman 1983)"
+BASIC: tuple[Prototype, ...] = (
+    Prototype("happiness", {6: 0.8, 12: 1.0, 25: 0.4}, _BASIC_VA["happiness"], _EMFACS),
+    Prototype("surprise", {1: 1.0, 2: 1.0, 5: 0.6, 26: 1.0}, _BASIC_VA["surprise"], _EMFACS),
+    Prototype(
+        "fear",
+        {1: 1.0, 2: 0.8, 4: 0.6, 5: 1.0, 7: 0.4, 20: 1.0, 26: 0.6},
+        _BASIC_VA["fear"],
+        _EMFACS,
+    ),
+    Prototype("anger", {4: 1.0, 5: 0.6, 7: 0.8, 23: 1.0, 24: 0.5}, _BASIC_VA["anger"], _EMFACS),
+    Prototype("disgust", {9: 1.0, 10: 0.6, 15: 0.6, 16: 0.4}, _BASIC_VA["disgust"], _EMFACS),
+    Prototype("sadness", {1: 1.0, 4: 0.6, 15: 1.0, 17: 0.4}, _BASIC_VA["sadness"], _EMFACS),
+    Prototype("contempt", {("R", 12): 0.5, ("R", 14): 0.8}, _BASIC_VA["contempt"], _EMFACS),
+)
+
+_DU = "Du, Tao and Martinez (PNAS 2014), Table 1"
+
+
+def _mean_va(a: str, b: str) -> tuple[float, float]:
+    va, vb = _BASIC_VA[a], _BASIC_VA[b]
+    return (round((va[0] + vb[0]) / 2, 3), round((va[1] + vb[1]) / 2, 3))
+
+
+def _compound(name: str, aus: tuple[int, ...], a: str, b: str) -> Prototype:
+    return Prototype(name, {au: 1.0 for au in aus}, _mean_va(a, b), _DU)
+
+
+COMPOUND: tuple[Prototype, ...] = (
+    _compound("happily surprised", (1, 2, 12, 25), "happiness", "surprise"),
+    _compound("happily disgusted", (10, 12, 25), "happiness", "disgust"),
+    _compound("sadly fearful", (1, 4, 20, 25), "sadness", "fear"),
+    _compound("sadly angry", (4, 15), "sadness", "anger"),
+    _compound("sadly surprised", (1, 4, 25, 26), "sadness", "surprise"),
+    _compound("sadly disgusted", (4, 10), "sadness", "disgust"),
+    _compound("fearfully angry", (4, 20, 25), "fear", "anger"),
+    _compound("fearfully surprised", (1, 2, 5, 20, 25), "fear", "surprise"),
+    _compound("angrily surprised", (4, 25, 26), "anger", "surprise"),
+    _compound("angrily disgusted", (4, 10, 17), "anger", "disgust"),
+    _compound("disgustedly surprised", (1, 2, 5, 10), "disgust", "surprise"),
+    Prototype("appalled", {4: 1.0, 9: 1.0, 10: 1.0}, (-0.75, 0.45), _DU),
+    Prototype("hatred", {4: 1.0, 7: 1.0, 10: 1.0}, (-0.80, 0.55), _DU),
+    Prototype("awed", {1: 1.0, 2: 1.0, 5: 1.0, 25: 1.0}, (0.45, 0.75), _DU),
+)
+
+_OWN = "vafx (low-arousal cues; not FACS-coded in the sources)"
+LOW_AROUSAL: tuple[Prototype, ...] = (
+    Prototype("relaxed", {12: 0.25, 43: 0.25}, (0.60, -0.60), _OWN),
+    Prototype("content", {6: 0.2, 12: 0.45, 43: 0.15}, (0.75, -0.35), _OWN),
+    Prototype("calm", {43: 0.3, 25: 0.1}, (0.35, -0.70), _OWN),
+    Prototype("bored", {43: 0.4, 15: 0.25, 26: 0.1}, (-0.35, -0.70), _OWN),
+    Prototype("tired", {43: 0.55, 1: 0.2, 26: 0.15}, (-0.10, -0.85), _OWN),
+    Prototype("sleepy", {43: 0.75, 26: 0.25}, (0.00, -0.95), _OWN),
+    Prototype("depressed", {1: 0.6, 4: 0.3, 15: 0.6, 43: 0.35}, (-0.80, -0.50), _OWN),
+)
+
+ALL: tuple[Prototype, ...] = BASIC + COMPOUND + LOW_AROUSAL
+
+#: The Surrey Face Model's own six expression blendshapes.
+SFM_EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
+
+
+def arkit_weights(
+    aus: dict, names: tuple[str, ...], gains: dict[int, float] | None = None, asym: float = 0.0
+) -> list[tuple[int, float]]:
+    """Blendshape (index, weight) pairs of an AU combination for a model with ARKit names.
+
+    Args:
+        aus: AU (or ("L"|"R", AU)) -> intensity in [0, 1].
+        names: the model's expression names (``browDown_L``, ...).
+        gains: per-AU multipliers (a subject's idiosyncrasy), default 1.
+        asym: left/right asymmetry a: left side x (1 + a), right side x (1 - a).
+
+    Returns:
+        Pairs of expression index and weight (weights add up where AUs share
+        a shape; the caller clips to [0, 1]).
+    """
+    index = {n: i for i, n in enumerate(names)}
+    out: dict[int, float] = {}
+    for key, intensity in aus.items():
+        side, au = key if isinstance(key, tuple) else (None, key)
+        g = 1.0 if gains is None else gains.get(au, 1.0)
+        for base, w in AU_TO_ARKIT[au].items():
+            targets = []
+            if base in index:
+                targets.append((base, 1.0))
+            else:
+                if side in (None, "L"):
+                    targets.append((f"{base}_L", 1.0 + asym))
+                if side in (None, "R"):
+                    targets.append((f"{base}_R", 1.0 - asym))
+            for name, s in targets:
+                if name not in index:
+                    raise KeyError(f"the model has no expression shape {name!r} (for AU {au})")
+                out[index[name]] = out.get(index[name], 0.0) + intensity * w * g * s
+    return sorted(out.items())
