@@ -1,0 +1,157 @@
+"""The SPLOCS kernel: proximal operator, geodesics, monotonicity, recovery, padding, vmap."""
+
+from __future__ import annotations
+
+import functools
+
+import _splocs_reference as ref
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import trimesh
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vafx.kernels.splocs import (
+    SplocsParams,
+    graph_distances,
+    mesh_graph,
+    prox_l1l2,
+    splocs_fit,
+    splocs_init,
+    splocs_step,
+)
+
+SPHERE = trimesh.creation.icosphere(subdivisions=2, radius=10.0)  # 162 vertices
+V, FACES = np.asarray(SPHERE.vertices), np.asarray(SPHERE.faces)
+N = len(V)
+
+groups = hnp.arrays(np.float64, (5, 3), elements=st.floats(-10, 10))
+weights = hnp.arrays(np.float64, (5,), elements=st.floats(0, 5))
+
+
+@given(groups, groups, weights, st.floats(0.01, 3))
+def test_prox_is_nonexpansive_and_thresholds(x, y, lam, beta):
+    with jax.enable_x64(True):
+        px = np.asarray(prox_l1l2(jnp.asarray(x), jnp.asarray(lam), beta))
+        py = np.asarray(prox_l1l2(jnp.asarray(y), jnp.asarray(lam), beta))
+    assert np.linalg.norm(px - py) <= np.linalg.norm(x - y) + 1e-9
+    norms = np.linalg.norm(x, axis=1)
+    below = norms <= beta * lam
+    assert (px[below] == 0).all()
+    # the closed form, group by group: shrink the norm by beta * lam, keep the direction
+    keep = ~below
+    np.testing.assert_allclose(
+        np.linalg.norm(px[keep], axis=1), norms[keep] - beta * lam[keep], rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(px, ref.prox(x, lam, beta), atol=1e-12)
+
+
+def test_graph_distances_equal_dijkstra():
+    g = mesh_graph(V, FACES)
+    with jax.enable_x64(True):
+        g = mesh_graph(V, FACES)
+        got = jax.vmap(lambda s: graph_distances(g, s, N))(jnp.arange(0, N, 17))
+        got_capped = jax.vmap(lambda s: graph_distances(g, s, N, 5.0))(jnp.arange(0, N, 17))
+    want = ref.distances(V, FACES, np.arange(0, N, 17), np.inf)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+    capped = np.asarray(got_capped)
+    np.testing.assert_allclose(capped[want <= 5.0], want[want <= 5.0], rtol=1e-12)
+    assert np.isinf(capped[want > 5.0]).all()
+
+
+def planted(seed, frames=60, k=4, noise=0.01, width=3.0, nonneg=True):
+    rng = np.random.default_rng(seed)
+    centres = rng.choice(N, k, replace=False)
+    d = ref.distances(V, FACES, centres, np.inf)
+    comps = np.exp(-((d / width) ** 2))[:, :, None] * rng.normal(size=(k, 1, 3))
+    w = rng.uniform(0 if nonneg else -1, 1, (frames, k))
+    x = np.einsum("fk,knd->fnd", w, comps) + noise * rng.normal(size=(frames, N, 3))
+    return x, comps
+
+
+@functools.cache
+def _jit_init(p):
+    return jax.jit(functools.partial(splocs_init, params=p))
+
+
+@functools.cache
+def _jit_step(p):
+    return jax.jit(functools.partial(splocs_step, params=p))
+
+
+P = SplocsParams(num_components=6, num_iters=6, sparsity=0.5, support_min=2.0, support_max=8.0)
+
+
+@pytest.mark.parametrize("nonneg", [True, False])
+@settings(max_examples=10)
+@given(seed=st.integers(0, 1000))
+def test_objective_never_increases_and_constraints_hold(nonneg, seed):
+    x, _ = planted(seed, frames=30, nonneg=nonneg)
+    p = P._replace(nonnegative=nonneg)
+    with jax.enable_x64(True):
+        g = mesh_graph(V, FACES)
+        mask = jnp.ones(30, bool)
+        xs = jnp.asarray(x)
+        s = _jit_init(p)(xs, mask, g)
+        step = _jit_step(p)
+        for _ in range(p.num_iters):
+            s = step(xs, mask, g, s)
+            w = np.asarray(s.weights)
+            assert w.min() >= (0 if nonneg else -1) - 1e-12 and w.max() <= 1 + 1e-12
+            used = np.abs(w).max(axis=0) > 0
+            np.testing.assert_allclose(np.abs(w).max(axis=0)[used], 1.0, rtol=1e-12)
+        obj = np.asarray(s.objective)
+    assert (np.diff(obj) <= 1e-9 * obj[0]).all(), obj
+
+
+def test_planted_components_are_recovered():
+    x, comps = planted(7, frames=80, k=4, noise=0.005)
+    p = P._replace(num_components=4, num_iters=30, sparsity=0.2)
+    st_ = splocs_fit(jnp.asarray(x, jnp.float32), jnp.ones(80, bool), mesh_graph(V, FACES), p)
+    got = np.asarray(st_.components).reshape(4, -1)
+    want = comps.reshape(4, -1)
+    corr = np.abs(np.corrcoef(np.concatenate([got, want]))[:4, 4:])
+    assert corr.max(axis=0).min() > 0.9, corr  # every planted component has a match
+    assert float(st_.residual[-1]) < 0.1  # noise 0.005 plus the l1/l2 shrinkage
+
+
+def test_padded_frames_change_nothing():
+    x, _ = planted(3, frames=40)
+    pad = np.concatenate([x, np.random.default_rng(0).normal(size=(24, N, 3)) * 100])
+    mask = np.arange(64) < 40
+    g = mesh_graph(V, FACES)
+    with jax.enable_x64(True):
+        g = mesh_graph(V, FACES)
+        a = splocs_fit(jnp.asarray(x), jnp.ones(40, bool), g, P)
+        b = splocs_fit(jnp.asarray(pad), jnp.asarray(mask), g, P)
+    np.testing.assert_allclose(np.asarray(b.components), np.asarray(a.components), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(b.weights)[:40], np.asarray(a.weights), atol=1e-10)
+    assert (np.asarray(b.weights)[40:] == 0).all()
+    np.testing.assert_allclose(np.asarray(b.objective), np.asarray(a.objective), rtol=1e-10)
+
+
+def test_vmap_over_sets_equals_loop():
+    xs = np.stack([planted(s, frames=32)[0] for s in range(3)]).astype(np.float32)
+    masks = np.stack([np.arange(32) < m for m in (32, 20, 9)])
+    g = mesh_graph(V, FACES)
+    batched = jax.vmap(lambda x, m: splocs_fit(x, m, g, P))(jnp.asarray(xs), jnp.asarray(masks))
+    for i in range(3):
+        one = splocs_fit(jnp.asarray(xs[i]), jnp.asarray(masks[i]), g, P)
+        np.testing.assert_allclose(batched.components[i], one.components, atol=2e-5)
+        np.testing.assert_allclose(batched.objective[i], one.objective, rtol=1e-5)
+
+
+@pytest.mark.parametrize("nonneg", [True, False])
+def test_matches_the_numpy_reference(nonneg):
+    x, _ = planted(11, frames=50, nonneg=nonneg)
+    mask = np.arange(50) < 45
+    p = P._replace(nonnegative=nonneg, num_iters=4)
+    with jax.enable_x64(True):
+        got = splocs_fit(jnp.asarray(x), jnp.asarray(mask), mesh_graph(V, FACES), p)
+    w, c, centres, lam, hist = ref.fit(x, V, FACES, p, mask)
+    np.testing.assert_allclose(np.asarray(got.objective), hist, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(got.components), c, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(got.weights), w, atol=1e-10)
+    np.testing.assert_array_equal(np.asarray(got.centres), centres)
