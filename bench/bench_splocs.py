@@ -28,9 +28,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 import _splocs_reference as ref  # noqa: E402
 from _timing import report  # noqa: E402
+from vafx.kernels.splocs import SplocsParams, mesh_graph, splocs_fit  # noqa: E402
 
 import vafx  # noqa: E402
-from vafx.kernels.splocs import SplocsParams, mesh_graph, splocs_fit  # noqa: E402
 
 
 def timed(fn, repeat=1):
@@ -53,7 +53,9 @@ def main():
     basis = np.asarray(model.expression_basis)[:, t.vertex_ids]  # [53, n, 3], cm
     rng = np.random.default_rng(0)
     coef = rng.uniform(0, 1, (args.frames, 53)) * (rng.uniform(size=(args.frames, 53)) < 0.1)
-    x = np.einsum("fk,knd->fnd", coef, basis) + rng.normal(0, 0.01, (args.frames, t.num_vertices, 3))
+    x = np.einsum("fk,knd->fnd", coef, basis) + rng.normal(
+        0, 0.01, (args.frames, t.num_vertices, 3)
+    )
     x = (x - x.mean(axis=0)).astype(np.float32)
     x /= np.sqrt((x**2).mean())
     graph = mesh_graph(t.vertices, t.faces)
@@ -75,7 +77,9 @@ def main():
     print(f"    initialization + 1 iteration: vafx {t1:.2f} s, numpy/scipy {r1:.2f} s")
     a = splocs_fit(xs, mask, graph, params(3))
     b = ref.fit(x, t.vertices, t.faces, params(3), dtype=np.float32)
-    print(f"    objective after 3 iterations: vafx {float(a.objective[-1]):.2f}, numpy {b[-1][-1]:.2f}")
+    print(
+        f"    objective after 3 iterations: vafx {float(a.objective[-1]):.2f}, numpy {b[-1][-1]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -243,10 +243,15 @@ def splocs_init(x: Array, mask: Array, graph: MeshGraph, params: SplocsParams) -
     lo = _lo(params)
     dtype = x.dtype
 
-    def one(r, _):
-        energy = jnp.sum(r * r, axis=(0, 2))
+    # The residual R = X - W C is never formed (it would cost four passes over an
+    # F x N x 3 array per component): its per-vertex energy is updated in place and
+    # w^T R comes from one pass over X, corrected by the components found so far.
+    k_total = params.num_components
+
+    def one(carry, k):
+        w_all, c_all, energy = carry
         centre = jnp.argmax(energy).astype(jnp.int32)
-        at = r[:, centre, :]  # [F, 3]
+        at = x[:, centre, :] - w_all @ c_all[:, centre, :]  # R[:, centre], [F, 3]
         mag = jnp.sum(at * at, axis=1)
         u = at[jnp.argmax(mag)]
         u = u / jnp.maximum(jnp.sqrt(jnp.sum(u * u)), 1e-30)
@@ -254,15 +259,21 @@ def splocs_init(x: Array, mask: Array, graph: MeshGraph, params: SplocsParams) -
         w = w / jnp.maximum(jnp.max(jnp.abs(w)), 1e-30)
         w = jnp.clip(w, lo, 1.0) * mask.astype(w.dtype)
         ww = jnp.sum(w * w)
+        wtr = jnp.tensordot(w, x, 1) - jnp.tensordot(w @ w_all, c_all, 1)  # w^T R, [N, 3]
         dist = graph_distances(graph, centre, n, params.support_max)
         local = 1.0 - support_map(dist, params.support_min, params.support_max)
-        c = jnp.where(ww > 0, jnp.tensordot(w, r, 1) / jnp.where(ww > 0, ww, 1.0), 0.0)
-        c = c * local[:, None]
-        return r - w[:, None, None] * c[None], (w, c, centre)
+        c = jnp.where(ww > 0, wtr / jnp.where(ww > 0, ww, 1.0), 0.0) * local[:, None]
+        energy = energy - 2 * jnp.sum(wtr * c, axis=1) + ww * jnp.sum(c * c, axis=1)
+        return (w_all.at[:, k].set(w), c_all.at[k].set(c), energy), centre
 
-    _, (w, c, centres) = jax.lax.scan(one, x, None, length=params.num_components)
+    carry0 = (
+        jnp.zeros((f, k_total), dtype),
+        jnp.zeros((k_total, n, 3), dtype),
+        jnp.sum(x * x, axis=(0, 2)),
+    )
+    (w, c, _), centres = jax.lax.scan(one, carry0, jnp.arange(k_total))
     state = SplocsState(
-        weights=w.T.astype(dtype),
+        weights=w.astype(dtype),
         components=c.astype(dtype),
         dual=jnp.zeros_like(c),
         centres=centres,
@@ -272,7 +283,9 @@ def splocs_init(x: Array, mask: Array, graph: MeshGraph, params: SplocsParams) -
         iteration=jnp.int32(0),
     )
     obj, rel = splocs_objective(x, state)
-    return state._replace(objective=state.objective.at[0].set(obj), residual=state.residual.at[0].set(rel))
+    return state._replace(
+        objective=state.objective.at[0].set(obj), residual=state.residual.at[0].set(rel)
+    )
 
 
 def _weights_step(x2, mask, w, c2, lo):
@@ -289,7 +302,9 @@ def _weights_step(x2, mask, w, c2, lo):
     return jax.lax.fori_loop(0, w.shape[1], col, w)
 
 
-def splocs_step(x: Array, mask: Array, graph: MeshGraph, state: SplocsState, params: SplocsParams) -> SplocsState:
+def splocs_step(
+    x: Array, mask: Array, graph: MeshGraph, state: SplocsState, params: SplocsParams
+) -> SplocsState:
     """One alternating iteration (weights, supports, components); f does not increase.
 
     Args and returns as :func:`splocs_init`, with the state to advance.
@@ -334,29 +349,41 @@ def splocs_step(x: Array, mask: Array, graph: MeshGraph, state: SplocsState, par
 
     z, u = jax.lax.fori_loop(0, params.num_admm_iters, admm, (z, u))
 
-    def f_of(c):  # f minus the constant 1/2 ||X||^2, for fixed W
-        smooth = -jnp.sum(c * rhs) + 0.5 * jnp.sum(gw * (c @ c.T))
-        return smooth + jnp.sum(_group_term(c.reshape(k, n, 3), lam))
+    def smooth(c):  # 1/2 ||X - W C||^2 - 1/2 ||X||^2 from the Gram matrices (W fixed)
+        return -jnp.sum(c * rhs) + 0.5 * jnp.sum(gw * (c @ c.T))
+
+    def f_of(c):
+        return smooth(c) + jnp.sum(_group_term(c.reshape(k, n, 3), lam))
 
     keep = f_of(z) <= f_of(comps.reshape(k, -1))
     comps = jnp.where(keep, z, comps.reshape(k, -1)).reshape(k, n, 3)
-    state = state._replace(weights=w, components=comps, dual=u.reshape(k, n, 3), centres=centres, lam=lam)
-    obj, rel = splocs_objective(x, state)
+    state = state._replace(
+        weights=w, components=comps, dual=u.reshape(k, n, 3), centres=centres, lam=lam
+    )
+    # f without forming the residual: exact up to rounding of the cancellation
+    xx = jnp.sum(x2 * x2)
+    data = jnp.maximum(0.5 * xx + smooth(comps.reshape(k, -1)), 0.0)
+    obj = data + jnp.sum(_group_term(comps, lam))
+    rel = jnp.sqrt(2 * data / jnp.where(xx > 0, xx, 1.0))
     i = state.iteration + 1
     return state._replace(
-        objective=state.objective.at[i].set(obj), residual=state.residual.at[i].set(rel), iteration=i
+        objective=state.objective.at[i].set(obj),
+        residual=state.residual.at[i].set(rel),
+        iteration=i,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("params", "num_vertices"))
-def _fit(x, mask, graph, params, num_vertices):
+@functools.partial(jax.jit, static_argnames=("params",))
+def _fit(x, mask, graph, params):
     state = splocs_init(x, mask, graph, params)
     return jax.lax.fori_loop(
         0, params.num_iters, lambda _, s: splocs_step(x, mask, graph, s, params), state
     )
 
 
-def splocs_fit(x: Array, mask: Array, graph: MeshGraph, params: SplocsParams = SplocsParams()) -> SplocsState:
+def splocs_fit(
+    x: Array, mask: Array, graph: MeshGraph, params: SplocsParams = SplocsParams()
+) -> SplocsState:
     """Initialize and run ``params.num_iters`` iterations. jit-compiled; vmap-friendly.
 
     Args:
@@ -370,4 +397,4 @@ def splocs_fit(x: Array, mask: Array, graph: MeshGraph, params: SplocsParams = S
     Returns:
         The final :class:`SplocsState`; check ``objective`` and ``residual``.
     """
-    return _fit(x, jnp.asarray(mask, bool), graph, params, x.shape[1])
+    return _fit(x, jnp.asarray(mask, bool), graph, params)

@@ -22,7 +22,9 @@ def distances(vertices, faces, sources, max_dist):
     length = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1)
     n = len(vertices)
     g = scipy.sparse.coo_matrix((length, (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
-    d = scipy.sparse.csgraph.dijkstra(g, directed=False, indices=np.atleast_1d(sources), limit=max_dist)
+    d = scipy.sparse.csgraph.dijkstra(
+        g, directed=False, indices=np.atleast_1d(sources), limit=max_dist
+    )
     return d
 
 
@@ -67,12 +69,16 @@ def fit(x, vertices, faces, p, mask=None, dtype=np.float64):
         u = u / max(np.linalg.norm(u), 1e-30)
         wj = at @ u
         wj = np.clip(wj / max(np.abs(wj).max(), 1e-30), lo, 1) * mk
-        local = 1 - support(distances(vertices, faces, centre, p.support_max)[0], p.support_min, p.support_max)
+        local = 1 - support(
+            distances(vertices, faces, centre, p.support_max)[0], p.support_min, p.support_max
+        )
         cj = np.tensordot(wj, r, 1) / (wj @ wj) if wj @ wj > 0 else np.zeros((n, 3))
         cj = cj * local[:, None]
         r -= wj[:, None, None] * cj[None]
         w[:, j], c[j], centres[j] = wj, cj, centre
-    lam = p.sparsity * support(distances(vertices, faces, centres, p.support_max), p.support_min, p.support_max)
+    lam = p.sparsity * support(
+        distances(vertices, faces, centres, p.support_max), p.support_min, p.support_max
+    )
     lam = lam.astype(dtype)
     history = [objective(x, w, c, lam)[0]]
     u_dual = np.zeros_like(c)
@@ -110,7 +116,11 @@ def fit(x, vertices, faces, p, mask=None, dtype=np.float64):
             uu = uu + cc - z
 
         def f_of(cf):
-            return -(cf * rhs).sum() + 0.5 * (gw * (cf @ cf.T)).sum() + group(cf.reshape(k, n, 3), lam).sum()
+            return (
+                -(cf * rhs).sum()
+                + 0.5 * (gw * (cf @ cf.T)).sum()
+                + group(cf.reshape(k, n, 3), lam).sum()
+            )
 
         if f_of(z) <= f_of(c.reshape(k, -1)):
             c = z.reshape(k, n, 3)

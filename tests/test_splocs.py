@@ -140,7 +140,8 @@ def test_vmap_over_sets_equals_loop():
     for i in range(3):
         one = splocs_fit(jnp.asarray(xs[i]), jnp.asarray(masks[i]), g, P)
         np.testing.assert_allclose(batched.components[i], one.components, atol=2e-5)
-        np.testing.assert_allclose(batched.objective[i], one.objective, rtol=1e-5)
+        # the objective comes from Gram matrices: float32 cancellation, summation order
+        np.testing.assert_allclose(batched.objective[i], one.objective, rtol=2e-4)
 
 
 @pytest.mark.parametrize("nonneg", [True, False])

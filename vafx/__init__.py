@@ -5,6 +5,7 @@ kernels are in :mod:`vafx.kernels`.
 """
 
 from . import kernels
+from ._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
 from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
 from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
 from ._fetch import SOURCES as MODEL_SOURCES
@@ -51,6 +52,11 @@ from ._version import __version__
 from .kernels import ccc, mse, pcc
 
 __all__ = [
+    "BinModels",
+    "bin_expression",
+    "fit_bins",
+    "load_bin_models",
+    "save_bin_models",
     "INDEX_DTYPE",
     "Gallery",
     "GalleryError",

@@ -264,6 +264,51 @@ def _cmd_gallery_stats(args) -> int:
     return 0
 
 
+def _cmd_bins_fit(args) -> int:
+    from ._bins import fit_bins, save_bin_models
+    from ._gallery._store import open_gallery
+    from .kernels.splocs import SplocsParams
+
+    g = open_gallery(args.gallery)
+    print(g, file=sys.stderr)
+    params = SplocsParams(
+        num_components=args.components,
+        num_iters=args.iters,
+        sparsity=args.sparsity,
+        num_admm_iters=args.admm_iters,
+        rho=args.rho,
+        nonnegative=not args.symmetric,
+    )
+    models = fit_bins(
+        g,
+        params,
+        support=(args.support_min, args.support_max),
+        min_frames=args.min_frames,
+        max_frames=args.max_frames,
+        chunk_bytes=int(args.chunk_mb * 2**20),
+        progress=_Progress("chunks"),
+    )
+    for line in models.summary():
+        print(line)
+    print(save_bin_models(args.output, models))
+    return 0
+
+
+def _cmd_bins_info(args) -> int:
+    from ._bins import load_bin_models
+
+    m = load_bin_models(args.models)
+    p = m.meta["params"]
+    print(
+        f"{args.models}: {m.num_bins} bins, {m.components.shape[1]} components, "
+        f"{m.meta['vertices']} vertices ({m.meta['model'] or 'mesh'} {m.meta['region']}), "
+        f"{p['num_iters']} iterations, sparsity {p['sparsity']}"
+    )
+    for line in m.summary():
+        print(line)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -373,12 +418,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="check every file's SHA-256 first")
     p.set_defaults(func=_cmd_gallery_stats)
 
+    pb = sub.add_parser("bins", help="the per-bin SPLOCS expression models")
+    bsub = pb.add_subparsers(dest="bins_command", metavar="ACTION", required=True)
+    p = bsub.add_parser(
+        "fit",
+        help="fit the 100 per-bin models of a gallery",
+        description="Per V-A bin: mean deformation, median V-A label and a sparse localized "
+        "(SPLOCS) blendshape model, all bins in vmapped, jit-compiled chunks.",
+    )
+    p.add_argument("gallery", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="model file (.npz)")
+    p.add_argument("--components", type=int, default=50, help="components per bin (default 50)")
+    p.add_argument("--iters", type=int, default=20, help="alternating iterations (default 20)")
+    p.add_argument("--sparsity", type=float, default=2.0, help="lambda of the l1/l2 term")
+    p.add_argument("--admm-iters", type=int, default=10)
+    p.add_argument("--rho", type=float, default=10.0, help="ADMM penalty")
+    p.add_argument("--support-min", type=float, default=0.04,
+                   help="support d_min, fraction of the template's diagonal")  # fmt: skip
+    p.add_argument("--support-max", type=float, default=0.25,
+                   help="support d_max, fraction of the template's diagonal")  # fmt: skip
+    p.add_argument("--symmetric", action="store_true",
+                   help="weights in [-1, 1] (max |w| = 1) instead of [0, 1]")  # fmt: skip
+    p.add_argument("--min-frames", type=int, default=10, help="fewer frames: mean only")
+    p.add_argument("--max-frames", type=int, default=2000, help="subset size for larger bins")
+    p.add_argument("--chunk-mb", type=float, default=1024, help="memory per chunk of bins")
+    p.set_defaults(func=_cmd_bins_fit)
+    p = bsub.add_parser("info", help="summarize a bin-models file")
+    p.add_argument("models", type=Path)
+    p.set_defaults(func=_cmd_bins_info)
+
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
     return parser
+
+
+def _compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk, so that a second run starts fast."""
+    import os
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return  # the user's choice stands
+    import jax
+
+    from ._paths import cache_root
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_root() / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from ._errors import VafxError
 
+    _compilation_cache()
     try:
         return args.func(args)
     except (VafxError, ValueError, KeyError, OSError) as e:
