@@ -45,9 +45,11 @@ import numpy as np
 from jax import Array
 
 __all__ = [
+    "Geodesics",
     "MeshGraph",
     "SplocsParams",
     "SplocsState",
+    "geodesic_table",
     "graph_distances",
     "mesh_graph",
     "prox_l1l2",
@@ -56,6 +58,7 @@ __all__ = [
     "splocs_objective",
     "splocs_step",
     "support_map",
+    "table_distances",
 ]
 
 
@@ -123,6 +126,70 @@ def graph_distances(graph: MeshGraph, source: Array, num_vertices: int, max_dist
         return new, jnp.any(new < d)
 
     return jax.lax.while_loop(cond, body, (d0, jnp.bool_(True)))[0]
+
+
+class Geodesics(NamedTuple):
+    """Truncated geodesic distances of every vertex, in ELL (padded neighbour list) form.
+
+    Attributes:
+        neighbours: int32[N, M], the vertices within ``max_dist`` of each
+            vertex (itself included), padded with N.
+        distances: float[N, M], their shortest edge-path distances (padding:
+            inf).
+    """
+
+    neighbours: Array
+    distances: Array
+
+
+def geodesic_table(vertices, faces, max_dist: float, block: int = 1024) -> Geodesics:
+    """All truncated shortest edge-path distances of a mesh, once per template (scipy Dijkstra).
+
+    The support maps of SPLOCS need distances from a component's centre up
+    to ``support_max``; looking them up is far cheaper inside the iterations
+    than a graph search per component and iteration.
+
+    Args:
+        vertices: float[N, 3].
+        faces: int[T, 3].
+        max_dist: truncation distance (the SPLOCS ``support_max``).
+        block: sources per Dijkstra call (bounds the temporary dense block).
+
+    Returns:
+        :class:`Geodesics` (numpy arrays, float32 distances).
+    """
+    import scipy.sparse
+    import scipy.sparse.csgraph
+
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    n = len(v)
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    length = np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1)
+    g = scipy.sparse.coo_matrix((length, (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    rows, dists = [], []
+    for s0 in range(0, n, block):
+        d = scipy.sparse.csgraph.dijkstra(
+            g, directed=False, indices=np.arange(s0, min(n, s0 + block)), limit=max_dist
+        )
+        for row in d:
+            idx = np.nonzero(np.isfinite(row))[0]
+            rows.append(idx)
+            dists.append(row[idx])
+    m = max(len(r) for r in rows)
+    nb = np.full((n, m), n, np.int32)
+    dd = np.full((n, m), np.inf, np.float32)
+    for i, (r, d) in enumerate(zip(rows, dists)):
+        nb[i, : len(r)] = r
+        dd[i, : len(r)] = d
+    return Geodesics(nb, dd)
+
+
+def table_distances(geo: Geodesics, centre: Array, num_vertices: int) -> Array:
+    """float[N] distances from ``centre`` (inf beyond the table's truncation). jit/vmap-friendly."""
+    d = jnp.full((num_vertices,), jnp.inf, geo.distances.dtype)
+    return d.at[geo.neighbours[centre]].set(geo.distances[centre], mode="drop")
 
 
 def support_map(dist: Array, d_min: float, d_max: float) -> Array:
@@ -202,9 +269,15 @@ def _lo(p: SplocsParams) -> float:
     return 0.0 if p.nonnegative else -1.0
 
 
-def _supports(graph, centres, n, p: SplocsParams) -> Array:
-    dist = jax.vmap(lambda c: graph_distances(graph, c, n, p.support_max))(centres)
-    return p.sparsity * support_map(dist, p.support_min, p.support_max)
+def _distances(geo, centre, n, p: SplocsParams) -> Array:
+    if isinstance(geo, Geodesics):
+        return table_distances(geo, centre, n)
+    return graph_distances(geo, centre, n, p.support_max)
+
+
+def _supports(geo, centres, n, p: SplocsParams) -> Array:
+    dist = jax.vmap(lambda c: _distances(geo, c, n, p))(centres)
+    return (p.sparsity * support_map(dist, p.support_min, p.support_max)).astype(dist.dtype)
 
 
 def _group_term(components, lam) -> Array:
@@ -232,7 +305,9 @@ def splocs_init(x: Array, mask: Array, graph: MeshGraph, params: SplocsParams) -
     Args:
         x: float[F, N, 3], deformations (scaled; padded rows anything).
         mask: bool[F], valid frames.
-        graph: the template's :class:`MeshGraph`.
+        graph: the template's :class:`Geodesics` table (fast; truncated at
+            ``params.support_max`` or beyond) or its :class:`MeshGraph`
+            (distances searched in the loop: fine for small meshes).
         params: :class:`SplocsParams`.
 
     Returns:
@@ -260,7 +335,7 @@ def splocs_init(x: Array, mask: Array, graph: MeshGraph, params: SplocsParams) -
         w = jnp.clip(w, lo, 1.0) * mask.astype(w.dtype)
         ww = jnp.sum(w * w)
         wtr = jnp.tensordot(w, x, 1) - jnp.tensordot(w @ w_all, c_all, 1)  # w^T R, [N, 3]
-        dist = graph_distances(graph, centre, n, params.support_max)
+        dist = _distances(graph, centre, n, params)
         local = 1.0 - support_map(dist, params.support_min, params.support_max)
         c = jnp.where(ww > 0, wtr / jnp.where(ww > 0, ww, 1.0), 0.0) * local[:, None]
         energy = energy - 2 * jnp.sum(wtr * c, axis=1) + ww * jnp.sum(c * c, axis=1)
@@ -390,7 +465,8 @@ def splocs_fit(
         x: float[F, N, 3] deformations, scaled so that sparsity has its usual
             meaning (the caller centres and scales; see vafx.fit_bins).
         mask: bool[F], valid (non-padding) frames.
-        graph: :class:`MeshGraph` of the template, in the same units as
+        graph: :class:`Geodesics` (see :func:`geodesic_table`) or
+            :class:`MeshGraph` of the template, in the same units as
             ``support_min``/``support_max``.
         params: :class:`SplocsParams`.
 

@@ -156,3 +156,18 @@ def test_matches_the_numpy_reference(nonneg):
     np.testing.assert_allclose(np.asarray(got.components), c, atol=1e-10)
     np.testing.assert_allclose(np.asarray(got.weights), w, atol=1e-10)
     np.testing.assert_array_equal(np.asarray(got.centres), centres)
+
+
+def test_geodesic_table_equals_dijkstra_and_the_graph_search():
+    from vafx.kernels.splocs import geodesic_table, table_distances
+
+    geo = geodesic_table(V, FACES, 6.0)
+    want = ref.distances(V, FACES, np.arange(N), 6.0)
+    got = np.stack([np.asarray(table_distances(geo, jnp.int32(c), N)) for c in range(N)])
+    np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-6)
+    assert np.isinf(got[~np.isfinite(want)]).all()
+    x, _ = planted(2, frames=30)
+    a = splocs_fit(jnp.asarray(x, jnp.float32), jnp.ones(30, bool), mesh_graph(V, FACES), P)
+    geo = geodesic_table(V, FACES, P.support_max)  # must reach support_max
+    b = splocs_fit(jnp.asarray(x, jnp.float32), jnp.ones(30, bool), geo, P)
+    np.testing.assert_allclose(np.asarray(b.components), np.asarray(a.components), atol=1e-4)

@@ -10,6 +10,7 @@ from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
 from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
 from ._fetch import SOURCES as MODEL_SOURCES
 from ._fetch import ModelSource, fetch_model
+from ._fitting import Fit, FitConfig, fit_landmarks, fitted_vertices, image_vertices
 from ._gallery._import import ImportProblems, import_meshes
 from ._gallery._stats import bin_table, write_histogram_png
 from ._gallery._store import (
@@ -24,6 +25,7 @@ from ._gallery._store import (
     write_gallery,
 )
 from ._gallery._synth import SynthConfig, synthesize_gallery
+from ._landmarks import NoFaceError, detect_landmarks, read_pts, write_pts
 from ._mesh_io import export_mesh
 from ._model._cache import load_model_file, save_model
 from ._model._eos import (
@@ -52,6 +54,15 @@ from ._version import __version__
 from .kernels import ccc, mse, pcc
 
 __all__ = [
+    "Fit",
+    "FitConfig",
+    "fit_landmarks",
+    "fitted_vertices",
+    "image_vertices",
+    "NoFaceError",
+    "detect_landmarks",
+    "read_pts",
+    "write_pts",
     "BinModels",
     "bin_expression",
     "fit_bins",

@@ -34,7 +34,7 @@ import numpy as np
 from ._atomic import atomic_path
 from ._errors import DataFileError
 from ._version import __version__
-from .kernels.splocs import SplocsParams, mesh_graph, splocs_fit
+from .kernels.splocs import Geodesics, SplocsParams, geodesic_table, splocs_fit
 
 log = logging.getLogger("vafx")
 
@@ -133,7 +133,7 @@ def fit_bins(
     gallery,
     params: SplocsParams = SplocsParams(),
     *,
-    support: tuple[float, float] | None = (0.04, 0.25),
+    support: tuple[float, float] | None = (0.04, 0.2),
     min_frames: int = 10,
     max_frames: int = 2000,
     chunk_bytes: int = 1 << 30,
@@ -177,7 +177,8 @@ def fit_bins(
     status = np.where(counts == 0, INTERPOLATED, np.where(counts < min_frames, MEAN_ONLY, FITTED))
     objective = np.full((nb, params.num_iters + 1), np.nan, np.float32)
     residual = np.full((nb, params.num_iters + 1), np.nan, np.float32)
-    graph = mesh_graph(t.vertices, t.faces)
+    geo = geodesic_table(t.vertices, t.faces, params.support_max)
+    graph = Geodesics(jnp.asarray(geo.neighbours), jnp.asarray(geo.distances))
     rng = np.random.default_rng(seed)
 
     for b in np.nonzero(status == MEAN_ONLY)[0]:

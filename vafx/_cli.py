@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rho", type=float, default=10.0, help="ADMM penalty")
     p.add_argument("--support-min", type=float, default=0.04,
                    help="support d_min, fraction of the template's diagonal")  # fmt: skip
-    p.add_argument("--support-max", type=float, default=0.25,
+    p.add_argument("--support-max", type=float, default=0.2,
                    help="support d_max, fraction of the template's diagonal")  # fmt: skip
     p.add_argument("--symmetric", action="store_true",
                    help="weights in [-1, 1] (max |w| = 1) instead of [0, 1]")  # fmt: skip

@@ -1,0 +1,114 @@
+"""68-point iBUG landmarks: .pts files (the 300-W format) and detection (optional dlib).
+
+Coordinates are pixels, x right and y down, with (0, 0) the centre of the
+top-left pixel. 300-W .pts files count from 1 (Matlab convention), so
+:func:`read_pts` subtracts 1 and :func:`write_pts` adds it, unless
+``one_based=False``.
+
+Detection (``pip install "vafx[detect]"``) uses dlib's HOG face detector and
+the 68-point shape predictor that the ``face_recognition_models`` package ships
+(no download at run time). That predictor was trained on the iBUG 300-W data,
+whose licence excludes commercial use: check it before using detections in a
+product.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import atomic_write_text
+from ._errors import DataFileError, VafxError
+
+__all__ = ["NoFaceError", "detect_landmarks", "read_pts", "write_pts"]
+
+
+class NoFaceError(VafxError, ValueError):
+    """No face was found in a photo."""
+
+
+def read_pts(path: str | os.PathLike, one_based: bool = True) -> np.ndarray:
+    """Read a .pts landmark file: float32[n_points, 2] (x, y), 0-based pixels."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFileError(path, f"cannot read ({e})") from None
+    m = re.search(r"n_points:\s*(\d+)\s*\{(.*?)\}", text, re.S)
+    if m is None:
+        raise DataFileError(path, "not a .pts file (expected 'n_points: N' and a { ... } block)")
+    n = int(m.group(1))
+    try:
+        pts = np.array(
+            [[float(v) for v in line.split()] for line in m.group(2).strip().splitlines()]
+        )
+    except ValueError:
+        raise DataFileError(path, "a point line does not hold two numbers") from None
+    if pts.shape != (n, 2):
+        raise DataFileError(path, f"declares {n} points but holds {len(pts)} (shape {pts.shape})")
+    if not np.isfinite(pts).all():
+        raise DataFileError(path, "holds NaN or infinite coordinates")
+    return (pts - (1.0 if one_based else 0.0)).astype(np.float32)
+
+
+def write_pts(path: str | os.PathLike, points, one_based: bool = True) -> Path:
+    """Write float[n, 2] points as a .pts file (atomically)."""
+    pts = np.asarray(points, np.float64) + (1.0 if one_based else 0.0)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points: expected (n, 2), got {pts.shape}")
+    body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in pts)
+    atomic_write_text(path, f"version: 1\nn_points: {len(pts)}\n{{\n{body}\n}}\n")
+    return Path(path)
+
+
+@functools.cache
+def _dlib_models():
+    try:
+        import dlib
+        import face_recognition_models as frm
+    except ImportError:
+        raise ImportError(
+            'landmark detection needs the optional extra: pip install "vafx[detect]" '
+            "(dlib-bin and face-recognition-models)"
+        ) from None
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(
+        frm.pose_predictor_model_location()
+    )
+
+
+def detect_landmarks(image, *, all_faces: bool = False, upsample: int = 1, name: str = "image"):
+    """68 iBUG landmarks of the faces in a photo.
+
+    Args:
+        image: uint8[H, W, 3] RGB (or [H, W] grey).
+        all_faces: return every face (largest first) instead of the largest.
+        upsample: detector upsampling (1 finds faces down to about 40 px).
+        name: the photo's name for error messages.
+
+    Returns:
+        float32[68, 2], or float32[F, 68, 2] with ``all_faces``.
+
+    Raises:
+        NoFaceError: no face found (the message names the photo).
+    """
+    detector, predictor = _dlib_models()
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise TypeError(f"{name}: detection needs uint8 pixels, got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    img = np.ascontiguousarray(img)
+    rects = list(detector(img, upsample))
+    if not rects:
+        raise NoFaceError(f"{name}: no face found")
+    rects.sort(key=lambda r: -r.area())
+    out = []
+    for r in rects if all_faces else rects[:1]:
+        shape = predictor(img, r)
+        out.append([[shape.part(i).x, shape.part(i).y] for i in range(68)])
+    pts = np.asarray(out, np.float32)
+    return pts if all_faces else pts[0]
