@@ -167,3 +167,30 @@ def test_astronaut_detected_landmarks_are_fitted_closely(detector, ict_model):
 def test_no_face_is_a_clear_error(detector):
     with pytest.raises(NoFaceError, match="blank.png: no face found"):
         detector(np.full((200, 200, 3), 128, np.uint8), name="blank.png")
+
+
+def test_cli_landmarks_and_fit(tmp_path, detector, ict_dir):
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+    from skimage import data
+
+    iio.imwrite(tmp_path / "astro.png", data.astronaut())
+    iio.imwrite(tmp_path / "blank.png", np.full((120, 120, 3), 200, np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    env = {**__import__("os").environ, "VAFX_DATA": str(ict_dir.parent)}
+    r = subprocess.run(
+        [sys.executable, "-m", "vafx", "landmarks", "astro.png", "blank.png", "broken.png", "-o", "lm"],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "lm" / "astro.pts").exists()
+    skipped = (tmp_path / "lm" / "skipped.txt").read_text()
+    assert "blank.png: no face found" in skipped and "broken.png" in skipped
+    r = subprocess.run(
+        [sys.executable, "-m", "vafx", "fit", "astro.png", "--landmarks", "lm/astro.pts", "-o", "astro.obj"],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "astro.obj").exists() and (tmp_path / "astro.json").exists()

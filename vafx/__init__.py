@@ -25,7 +25,14 @@ from ._gallery._store import (
     write_gallery,
 )
 from ._gallery._synth import SynthConfig, synthesize_gallery
-from ._landmarks import NoFaceError, detect_landmarks, read_pts, write_pts
+from ._landmarks import (
+    NoFaceError,
+    detect_in_files,
+    detect_landmarks,
+    read_photo,
+    read_pts,
+    write_pts,
+)
 from ._mesh_io import export_mesh
 from ._model._cache import load_model_file, save_model
 from ._model._eos import (
@@ -49,11 +56,16 @@ from ._model._morphable import (
 )
 from ._model._resolve import find_model, load_model, load_model_path
 from ._paths import cache_root, data_root
+from ._render import Rendered, render_face
 from ._va_space import VAGrid, validate_va
 from ._version import __version__
 from .kernels import ccc, mse, pcc
 
 __all__ = [
+    "detect_in_files",
+    "read_photo",
+    "Rendered",
+    "render_face",
     "Fit",
     "FitConfig",
     "fit_landmarks",

@@ -309,6 +309,67 @@ def _cmd_bins_info(args) -> int:
     return 0
 
 
+def _cmd_landmarks(args) -> int:
+    from ._atomic import atomic_write_text
+    from ._landmarks import detect_in_files, write_pts
+
+    found, skipped = detect_in_files(args.photos, all_faces=args.all, progress=_Progress("photos"))
+    args.output.mkdir(parents=True, exist_ok=True)
+    for path, pts in found.items():
+        pts = pts if pts.ndim == 3 else pts[None]
+        for k, face in enumerate(pts):
+            suffix = f"_{k}" if args.all else ""
+            print(write_pts(args.output / f"{path.stem}{suffix}.pts", face))
+    log = args.output / "skipped.txt"
+    atomic_write_text(log, "".join(f"{p}\t{why}\n" for p, why in skipped))
+    if skipped:
+        print(
+            f"vafx: {len(skipped)} photo(s) skipped (no face or unreadable), listed in {log}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    import json
+
+    import numpy as np
+
+    from ._atomic import atomic_write_text
+    from ._fitting import FitConfig, fit_landmarks, fitted_vertices
+    from ._landmarks import detect_landmarks, read_photo, read_pts
+    from ._mesh_io import export_mesh
+    from ._model._resolve import load_model
+
+    img = read_photo(args.photo)
+    pts = (
+        read_pts(args.landmarks) if args.landmarks else detect_landmarks(img, name=str(args.photo))
+    )
+    if pts.shape != (68, 2):
+        raise ValueError(f"{args.landmarks}: needs 68 iBUG landmarks, has {len(pts)}")
+    model = load_model(args.model)
+    fit = fit_landmarks(model, pts, img.shape[:2], FitConfig(camera=args.camera, iters=args.iters))
+    out = export_mesh(
+        args.output, fitted_vertices(model, fit), model.faces, model.uv, model.faces_uv
+    )
+    res = np.asarray(fit.residuals)
+    info = dict(
+        photo=str(args.photo),
+        model=model.name,
+        camera=args.camera,
+        mean_landmark_error_px=float(np.nanmean(res)),
+        cost=np.asarray(fit.cost).tolist(),
+        rotation=np.asarray(fit.rotation).tolist(),
+        translation=np.asarray(fit.translation).tolist(),
+        scale=float(fit.scale),
+        identity=np.asarray(fit.identity).tolist(),
+        expression=np.asarray(fit.expression).tolist(),
+    )
+    atomic_write_text(Path(out).with_suffix(".json"), json.dumps(info, indent=1))
+    print(f"{out}: mean landmark error {info['mean_landmark_error_px']:.2f} px")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -446,6 +507,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = bsub.add_parser("info", help="summarize a bin-models file")
     p.add_argument("models", type=Path)
     p.set_defaults(func=_cmd_bins_info)
+
+    p = sub.add_parser("landmarks", help="detect 68 iBUG landmarks in photos (needs vafx[detect])")
+    p.add_argument("photos", nargs="+", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder for the .pts files")
+    p.add_argument("--all", action="store_true", help="every face, not only the largest")
+    p.set_defaults(func=_cmd_landmarks)
+
+    p = sub.add_parser("fit", help="fit the face model to a photo's landmarks")
+    p.add_argument("photo", type=Path)
+    p.add_argument("--landmarks", type=Path, help=".pts file (default: detect, needs vafx[detect])")
+    _add_model_arg(p)
+    p.add_argument("--camera", choices=["orthographic", "perspective"], default="orthographic")
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("-o", "--output", type=Path, required=True, help="fitted mesh (.obj or .ply)")
+    p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)

@@ -24,7 +24,14 @@ import numpy as np
 from ._atomic import atomic_write_text
 from ._errors import DataFileError, VafxError
 
-__all__ = ["NoFaceError", "detect_landmarks", "read_pts", "write_pts"]
+__all__ = [
+    "NoFaceError",
+    "detect_in_files",
+    "detect_landmarks",
+    "read_photo",
+    "read_pts",
+    "write_pts",
+]
 
 
 class NoFaceError(VafxError, ValueError):
@@ -112,3 +119,46 @@ def detect_landmarks(image, *, all_faces: bool = False, upsample: int = 1, name:
         out.append([[shape.part(i).x, shape.part(i).y] for i in range(68)])
     pts = np.asarray(out, np.float32)
     return pts if all_faces else pts[0]
+
+
+def read_photo(path: str | os.PathLike) -> np.ndarray:
+    """A photo as uint8[H, W, 3] RGB; a clear error for unreadable files."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    try:
+        img = np.asarray(iio.imread(path))
+    except Exception as e:  # imageio raises many kinds
+        raise DataFileError(path, f"cannot read the image ({type(e).__name__}: {e})") from None
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise DataFileError(path, f"expected an RGB image, got shape {img.shape}")
+    if img.dtype != np.uint8:
+        img = np.clip(img / (65535.0 if img.dtype == np.uint16 else 1.0) * 255, 0, 255).astype(
+            np.uint8
+        )
+    return img[..., :3]
+
+
+def detect_in_files(paths, *, all_faces: bool = False, progress=None):
+    """Detect landmarks in many photos; photos without a face are reported, not fatal.
+
+    Args:
+        paths: photo files.
+        all_faces: every face per photo (arrays [F, 68, 2]) instead of the largest.
+        progress: called with (photos done, photos).
+
+    Returns:
+        (found: {path: landmarks}, skipped: [(path, reason)]) in input order.
+    """
+    paths = [Path(p) for p in paths]
+    found, skipped = {}, []
+    for i, p in enumerate(paths):
+        try:
+            found[p] = detect_landmarks(read_photo(p), all_faces=all_faces, name=str(p))
+        except (NoFaceError, DataFileError) as e:
+            skipped.append((p, str(e)))
+        if progress is not None:
+            progress(i + 1, len(paths))
+    return found, skipped

@@ -1,0 +1,126 @@
+"""Hard rasterizer at 512 x 512: vafx vs a plain numpy z-buffer, same meshes and views.
+
+Meshes: the ICT face region, the full ICT head, and a 200k-triangle sphere, each scaled
+to fill about 80% of a 512 x 512 image, orthographic. Anchor: numpy, one triangle at a
+time over its bounding box (edge functions, z-test), results checked equal. Also: vafx
+batched (16 views of the ICT face), and the soft rasterizer's forward + backward pass
+for the ICT face at 256 x 256 (sigma 1 px^2).
+
+Needs the ICT model ($VAFX_DATA or ../shared/data). Run: python bench/bench_raster.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import trimesh
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _timing import median_seconds, report  # noqa: E402
+from vafx.kernels.raster import raster_plan, rasterize, soft_margin, soft_rasterize, tile_capacity  # noqa: E402
+
+import vafx  # noqa: E402
+
+
+def numpy_raster(v, f, h, w):
+    zbuf = np.full((h, w), np.inf)
+    tri_id = np.full((h, w), -1, np.int64)
+    for i, (a, b, c) in enumerate(v[f]):
+        x0, x1 = (
+            int(max(np.floor(min(a[0], b[0], c[0])), 0)),
+            int(min(np.ceil(max(a[0], b[0], c[0])), w - 1)),
+        )
+        y0, y1 = (
+            int(max(np.floor(min(a[1], b[1], c[1])), 0)),
+            int(min(np.ceil(max(a[1], b[1], c[1])), h - 1)),
+        )
+        if x1 < x0 or y1 < y0:
+            continue
+        area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        if area == 0:
+            continue
+        yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
+        w0 = ((c[0] - b[0]) * (yy - b[1]) - (c[1] - b[1]) * (xx - b[0])) / area
+        w1 = ((a[0] - c[0]) * (yy - c[1]) - (a[1] - c[1]) * (xx - c[0])) / area
+        w2 = 1 - w0 - w1
+        inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+        z = w0 * a[2] + w1 * b[2] + w2 * c[2]
+        sub = zbuf[y0 : y1 + 1, x0 : x1 + 1]
+        win = inside & (z < sub)
+        sub[win] = z[win]
+        tri_id[y0 : y1 + 1, x0 : x1 + 1][win] = i
+    return tri_id, zbuf
+
+
+def to_image(verts, size=512, fill=0.8):
+    v = np.asarray(verts, np.float64)
+    c = (v.max(0) + v.min(0)) / 2
+    s = fill * size / np.ptp(v[:, :2], axis=0).max()
+    return np.c_[
+        (v[:, 0] - c[0]) * s + size / 2,
+        size / 2 - (v[:, 1] - c[1]) * s,
+        (c[2] - v[:, 2]) * s + 1000,
+    ].astype(np.float32)
+
+
+def main():
+    data = Path(os.environ.get("VAFX_DATA") or HERE.parents[1] / "shared" / "data")
+    model = vafx.load_ict_npz(data / "ict" / "ict_facekit_light.npz")
+    face = vafx.template_from_model(model, "face")
+    sphere = trimesh.creation.uv_sphere(count=[224, 224])  # about 200k triangles
+    meshes = [
+        ("ICT face", face.vertices, face.faces),
+        ("ICT head", np.asarray(model.mean), np.asarray(model.faces)),
+        ("sphere", np.asarray(sphere.vertices), np.asarray(sphere.faces)),
+    ]
+    for name, v, f in meshes:
+        img = to_image(v)
+        f = np.asarray(f, np.int32)
+        cap = raster_plan(img, f, 512, 512)
+        vj, fj = jnp.asarray(img), jnp.asarray(f)
+        run = lambda: rasterize(vj, fj, 512, 512, cap)  # noqa: E731
+        ours = run()
+        t_ours = median_seconds(run)
+        t_np = median_seconds(lambda: numpy_raster(img, f, 512, 512), repeat=1, warmup=0)
+        ref_id, ref_z = numpy_raster(img, f, 512, 512)
+        same = (np.asarray(ours.triangle) == ref_id).mean()
+        report(f"{name} ({len(f)} triangles) 512^2", t_ours, t_np, "numpy")
+        print(f"    {cap}; same triangle id as numpy at {same:.2%} of pixels")
+    img = to_image(face.vertices)
+    views = []
+    for yaw in np.linspace(-0.6, 0.6, 16):
+        r = np.asarray(vafx.kernels.camera.rotation_from_euler(yaw, 0.0, 0.0))
+        views.append(to_image(face.vertices @ r.T))
+    views = np.stack(views)
+    f = jnp.asarray(face.faces, jnp.int32)
+    plan = raster_plan(views, f, 512, 512)
+    batch = jax.jit(jax.vmap(lambda v: rasterize(v, f, 512, 512, plan)))
+    vb = jnp.asarray(views)
+    t = median_seconds(lambda: batch(vb))
+    print(f"ICT face, batch of 16 views at 512^2: {t / 16 * 1e3:.2f} ms per image")
+    small = to_image(face.vertices, 256)
+    col = jnp.asarray(np.random.default_rng(0).uniform(size=(face.num_vertices, 3)), jnp.float32)
+    cap = tile_capacity(small, f, 256, 256, soft_margin(1.0))
+
+    def loss(v, c):
+        rgb, sil = soft_rasterize(v, f, c, 256, 256, cap, sigma=1.0, gamma=1e-2)
+        return jnp.mean(rgb) + jnp.mean(sil)
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    vs = jnp.asarray(small)
+    t = median_seconds(lambda: grad(vs, col))
+    fwd = jax.jit(loss)
+    t_f = median_seconds(lambda: fwd(vs, col))
+    print(
+        f"soft rasterizer, ICT face at 256^2: forward {t_f * 1e3:.1f} ms, forward + backward {t * 1e3:.1f} ms (capacity {cap})"
+    )
+
+
+if __name__ == "__main__":
+    main()

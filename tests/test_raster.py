@@ -1,0 +1,177 @@
+"""Rasterizers: coverage, barycentrics, depth order, ray casting, soft -> hard, gradients."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import trimesh
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+from vafx.kernels.raster import (
+    interpolate,
+    raster_plan,
+    rasterize,
+    sample_bilinear,
+    soft_margin,
+    soft_rasterize,
+    tile_capacity,
+)
+
+
+def raster(v, f, h, w, **kw):
+    v, f = np.asarray(v, np.float32), np.asarray(f, np.int32)
+    return rasterize(jnp.asarray(v), jnp.asarray(f), h, w, raster_plan(v, f, h, w), **kw)
+
+
+def area_perimeter(t):
+    a, b, c = t[:, :2]
+    area = 0.5 * abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+    per = np.linalg.norm(b - a) + np.linalg.norm(c - b) + np.linalg.norm(a - c)
+    return area, per
+
+
+@settings(max_examples=30)
+@given(st.lists(st.floats(-20, 140), min_size=6, max_size=6))
+def test_coverage_equals_area(coords):
+    t = np.c_[np.reshape(coords, (3, 2)), np.ones(3)].astype(np.float32)
+    area, per = area_perimeter(t)
+    fr = raster(t, [[0, 1, 2]], 120, 120)
+    covered = float((np.asarray(fr.triangle) == 0).sum())
+    # clip the triangle to the image by counting its pixel centres analytically is
+    # what the rasterizer does; compare where it lies inside: otherwise the image
+    # cuts it, and the count is below the area
+    inside = (t[:, :2].min() >= 0) and (t[:, :2].max() <= 119)
+    if inside:
+        # pixel centres inside a polygon differ from its area by at most about half
+        # its perimeter (a pixel's worth along the boundary)
+        assert abs(covered - area) <= 0.5 * per + 1, (covered, area, per)
+    else:
+        assert covered <= area + 0.5 * per + 1
+
+
+def test_barycentrics_sum_to_one_and_reproduce_positions():
+    rng = np.random.default_rng(0)
+    v = np.c_[rng.uniform(0, 63, (30, 2)), rng.uniform(1, 5, 30)].astype(np.float32)
+    f = np.array([[i, i + 1, i + 2] for i in range(0, 27, 3)], np.int32)
+    fr = raster(v, f, 64, 64)
+    hit = np.asarray(fr.triangle) >= 0
+    bary = np.asarray(fr.bary)
+    np.testing.assert_allclose(bary[hit].sum(-1), 1.0, atol=1e-5)
+    uv = np.asarray(interpolate(jnp.asarray(v[:, :2]), jnp.asarray(f), fr))
+    yy, xx = np.nonzero(hit)
+    np.testing.assert_allclose(uv[hit], np.c_[xx, yy], atol=1e-3)
+
+
+def test_nearer_triangle_wins_and_large_triangles_are_not_missed():
+    big = [[-500, -500, 5.0], [2000, -500, 5.0], [-500, 2000, 5.0]]
+    small = [[10, 10, 1.0], [40, 10, 1.0], [10, 40, 1.0]]
+    fr = raster(np.array(big + small), [[0, 1, 2], [3, 4, 5]], 256, 200)
+    tri = np.asarray(fr.triangle)
+    assert (tri >= 0).all()  # the huge triangle covers the whole image
+    assert tri[15, 15] == 1 and tri[100, 100] == 0
+    assert np.asarray(fr.depth)[15, 15] == pytest.approx(1.0)
+    fr2 = raster(np.array(big + small) * [1, 1, -1] + [0, 0, 10], [[0, 1, 2], [3, 4, 5]], 256, 200)
+    assert np.asarray(fr2.triangle)[15, 15] == 0  # now the big one is nearer
+
+
+def test_backface_culling():
+    cw = [
+        [0, 0, 1.0],
+        [0, 30, 1.0],
+        [30, 0, 1.0],
+    ]  # on screen (v down): counter-clockwise in (u, v)
+    a = raster(np.array(cw), [[0, 1, 2]], 40, 40)
+    b = raster(np.array(cw), [[0, 2, 1]], 40, 40, cull_backfaces=True)
+    c = raster(np.array(cw), [[0, 1, 2]], 40, 40, cull_backfaces=True)
+    assert (np.asarray(a.triangle) == 0).sum() > 0
+    assert ((np.asarray(b.triangle) == 0).sum() > 0) != ((np.asarray(c.triangle) == 0).sum() > 0)
+
+
+def test_depth_agrees_with_trimesh_ray_casting():
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=50.0)
+    v = np.asarray(mesh.vertices).copy()
+    img = np.c_[v[:, 0] + 64, 64 - v[:, 1], 100 - v[:, 2]].astype(np.float32)  # looking down -z
+    fr = raster(img, mesh.faces, 128, 128)
+    hit = np.asarray(fr.triangle) >= 0
+    yy, xx = np.nonzero(hit)
+    sel = np.random.default_rng(0).choice(len(yy), 200, replace=False)
+    origins = np.c_[xx[sel] - 64.0, 64.0 - yy[sel], np.full(200, 1000.0)]
+    dirs = np.tile([0.0, 0.0, -1.0], (200, 1))
+    loc, idx, _ = trimesh.ray.ray_triangle.RayMeshIntersector(mesh).intersects_location(
+        origins, dirs, multiple_hits=False
+    )
+    depth = np.full(200, np.nan)
+    depth[idx] = 100 - loc[:, 2]
+    np.testing.assert_allclose(np.asarray(fr.depth)[yy[sel], xx[sel]], depth, atol=1e-2)
+
+
+def test_perspective_correct_barycentrics():
+    # a quad in a plane slanting away: perspective-correct interpolation of 1/z-linear
+    # attributes must match the plane's true depth at every pixel
+    f = 100.0
+    pts3 = np.array([[-1, -1, 2.0], [1, -1, 2.0], [1, 1, 6.0], [-1, 1, 6.0]])
+    uv = f * pts3[:, :2] / pts3[:, 2:] + 32
+    img = np.c_[uv, pts3[:, 2]].astype(np.float32)
+    fr = raster(img, [[0, 1, 2], [0, 2, 3]], 64, 64, perspective=True)
+    hit = np.asarray(fr.triangle) >= 0
+    yv = np.nonzero(hit)[0] - 32.0
+    # the plane y = (z - 4) / 2 projects to v = f y / z  =>  z = 4 f / (f - 2 v)... solve:
+    z_true = 4 * f / (f - 2 * yv)
+    np.testing.assert_allclose(np.asarray(fr.depth)[hit], z_true, rtol=1e-3)
+
+
+def test_soft_tends_to_hard_and_gradients_pass():
+    rng = np.random.default_rng(1)
+    v = np.c_[rng.uniform(4, 28, (9, 2)), rng.uniform(1, 3, 9)].astype(np.float32)
+    f = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]], np.int32)
+    col = rng.uniform(size=(9, 3)).astype(np.float32)
+    hard = raster(v, f, 32, 32)
+    want = np.asarray(interpolate(jnp.asarray(col), jnp.asarray(f), hard))
+    cover = np.asarray(hard.triangle) >= 0
+    sigma = 1e-3
+    cap = tile_capacity(v, f, 32, 32, soft_margin(sigma))
+    rgb, sil = soft_rasterize(
+        jnp.asarray(v), jnp.asarray(f), jnp.asarray(col), 32, 32, cap, sigma=sigma, gamma=1e-4
+    )
+    # away from edges (where a pixel centre is within the soft margin) soft equals hard
+    far = cover == (np.asarray(sil) > 0.5)
+    assert far.mean() > 0.97
+    # colours: equal except at pixel centres within the soft margin of a nearer
+    # triangle's edge, where the two depth orders legitimately differ
+    close = np.abs(np.asarray(rgb) - want).max(-1) < 2e-2
+    assert close[cover & far].mean() > 0.97
+    assert (np.asarray(sil)[~cover] < 0.5).mean() > 0.97
+
+    cap = tile_capacity(v, f, 32, 32, soft_margin(4.0))
+
+    def loss(verts, colors):
+        img, s = soft_rasterize(verts, jnp.asarray(f), colors, 32, 32, cap, sigma=4.0, gamma=0.1)
+        return jnp.sum(img**2) + jnp.sum(s)
+
+    with jax.enable_x64(True):
+        check_grads(
+            loss, (jnp.asarray(v, jnp.float64), jnp.asarray(col, jnp.float64)), order=1, modes=("rev",),
+            atol=1e-2, rtol=1e-2, eps=1e-4,
+        )  # fmt: skip
+
+
+def test_vmap_equals_loop_and_bilinear():
+    rng = np.random.default_rng(2)
+    vs = np.stack(
+        [np.c_[rng.uniform(0, 47, (12, 2)), rng.uniform(1, 3, 12)] for _ in range(3)]
+    ).astype(np.float32)
+    f = jnp.asarray(np.arange(12).reshape(4, 3), jnp.int32)
+    plan = raster_plan(vs, f, 48, 48)
+    batch = jax.vmap(lambda v: rasterize(v, f, 48, 48, plan))(jnp.asarray(vs))
+    for i in range(3):
+        one = rasterize(jnp.asarray(vs[i]), f, 48, 48, plan)
+        np.testing.assert_array_equal(batch.triangle[i], one.triangle)
+    img = jnp.asarray(rng.uniform(size=(5, 7, 2)), jnp.float32)
+    np.testing.assert_allclose(
+        sample_bilinear(img, jnp.array([[3.0, 2.0]]))[0], img[2, 3], atol=1e-6
+    )
+    mid = sample_bilinear(img, jnp.array([[3.5, 2.0]]))[0]
+    np.testing.assert_allclose(mid, (img[2, 3] + img[2, 4]) / 2, atol=1e-6)
