@@ -1,5 +1,6 @@
 """The vafx command: help, version, errors without tracebacks, the demo."""
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -64,9 +65,15 @@ def test_model_convert(sfm_dir, tmp_path):
 
 @pytest.mark.slow
 def test_demo_on_the_default_model(ict_dir, tmp_path, monkeypatch):
+    """The README's main job, made small: gallery, bins, synthesis, contact sheet."""
     monkeypatch.setenv("VAFX_DATA", str(ict_dir.parent))
-    assert main(["demo", "-o", str(tmp_path / "demo")]) == 0
-    for name in ("mean", "identity", "happy", "surprised", "sad"):
-        assert (tmp_path / "demo" / f"{name}.obj").stat().st_size > 1_000_000
-    rows = (tmp_path / "demo" / "va_grid.csv").read_text().splitlines()
-    assert len(rows) == 101
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--subjects", "2", "--grid", "2"]) == 0
+    import imageio.v3 as iio
+
+    sheet = iio.imread(out / "contact_sheet.png")
+    assert sheet.shape[0] == 2 * 256 + 6 and sheet.shape[1] == 3 * 256 + 3 * 6 + 6
+    side = json.loads((out / "contact_sheet.json").read_text())
+    assert len(side["cells"]) == 4 and all(-1 <= c["label_va"][0] <= 1 for c in side["cells"])
+    assert (out / "fig3_histogram.png").exists() and (out / "bins.npz").exists()
+    assert (out / "gallery" / "gallery.json").exists()

@@ -57,11 +57,23 @@ from ._model._morphable import (
 from ._model._resolve import find_model, load_model, load_model_path
 from ._paths import cache_root, data_root
 from ._render import Rendered, render_face
+from ._synthesis import (
+    SynthesisConfig,
+    SynthesisResult,
+    expression_for,
+    full_deformation,
+    synthesize,
+)
 from ._va_space import VAGrid, validate_va
 from ._version import __version__
 from .kernels import ccc, mse, pcc
 
 __all__ = [
+    "SynthesisConfig",
+    "SynthesisResult",
+    "expression_for",
+    "full_deformation",
+    "synthesize",
     "detect_in_files",
     "read_photo",
     "Rendered",

@@ -370,10 +370,41 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _cmd_synthesize(args) -> int:
+    import json
+
+    from ._atomic import atomic_path, atomic_write_text
+    from ._bins import load_bin_models
+    from ._landmarks import read_photo, read_pts
+    from ._model._resolve import load_model
+    from ._synthesis import SynthesisConfig, synthesize
+
+    img = read_photo(args.photo)
+    pts = read_pts(args.landmarks) if args.landmarks else None
+    models = load_bin_models(args.bins)
+    model = load_model(args.model)
+    cfg = SynthesisConfig(
+        continuous=args.continuous, intensity=args.intensity, sample=args.sample, seed=args.seed
+    )
+    res = synthesize(
+        img, (args.valence, args.arousal), models, model, landmarks=pts, config=cfg,
+        name=str(args.photo),
+    )  # fmt: skip
+    import imageio.v3 as iio
+
+    with atomic_path(args.output) as tmp:
+        iio.imwrite(tmp, res.image, extension=args.output.suffix or ".png")
+    atomic_write_text(args.output.with_suffix(".json"), json.dumps(res.sidecar, indent=1))
+    print(f"{args.output}: bin {res.bin}, label V-A ({res.label[0]:+.3f}, {res.label[1]:+.3f})")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
-    for line in run_demo(args.output, model=args.model, seed=args.seed):
+    for line in run_demo(
+        args.output, model=args.model, seed=args.seed, subjects=args.subjects, grid=args.grid
+    ):
         print(line)
     return 0
 
@@ -523,10 +554,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="fitted mesh (.obj or .ply)")
     p.set_defaults(func=_cmd_fit)
 
+    p = sub.add_parser(
+        "synthesize",
+        help="a photo with a target valence and arousal",
+        description="Fit the face model to the photo, add the target bin's expression, "
+        "re-render the face into the photo and Poisson-blend it. Writes OUT and OUT.json "
+        "(label, bin, fit diagnostics, versions, parameters).",
+    )
+    p.add_argument("photo", type=Path)
+    p.add_argument("--valence", type=float, required=True)
+    p.add_argument("--arousal", type=float, required=True)
+    p.add_argument("--bins", type=Path, required=True, help="bin models from `vafx bins fit`")
+    p.add_argument("--landmarks", type=Path, help=".pts file (default: detect, needs vafx[detect])")
+    _add_model_arg(p)
+    p.add_argument("--continuous", action="store_true", help="interpolate neighbouring bins")
+    p.add_argument("--intensity", type=float, default=1.0, help="scales the expression")
+    p.add_argument("--sample", action="store_true", help="sample the bin's blendshape model")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg)")
+    p.set_defaults(func=_cmd_synthesize)
+
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--subjects", type=int, default=8, help="subjects of the synthetic gallery")
+    p.add_argument("--grid", type=int, default=5, help="V-A targets per axis of the contact sheet")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -1,61 +1,133 @@
 """The embedded demo: what ``vafx demo`` runs on the default model.
 
-At this stage of vafx it exercises the foundation: it loads the default face
-model, writes the mean face and a few expressive faces as textured OBJ files,
-and writes the V-A grid (bins, bounds, centres) as CSV.
+End to end on data vafx makes itself: a synthetic 4D gallery from the ICT
+model (docs/gallery.md), its Fig. 3 style V-A histogram, the per-bin SPLOCS
+models, and scikit-image's astronaut synthesized over a 5 x 5 grid of V-A
+targets, written as a contact sheet (the neutral photo beside the grid, as the
+paper's Fig. 5) with a JSON sidecar per cell. Landmarks come from dlib when
+vafx[detect] is installed, else from the astronaut's landmarks shipped with
+vafx (detected once with dlib). Re-running resumes: finished steps are kept.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import os
+import time
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from ._atomic import atomic_write_text
-from ._mesh_io import export_mesh
-from ._model._morphable import model_shape, sample_coefficients
-from ._model._resolve import load_model
-from ._va_space import VAGrid
-
-#: Expression recipes over ARKit-named shapes (ICT): name -> {shape: weight}.
-DEMO_EXPRESSIONS = {
-    "happy": {"mouthSmile_L": 1.0, "mouthSmile_R": 1.0, "cheekSquint_L": 0.6, "cheekSquint_R": 0.6},
-    "surprised": {"jawOpen": 0.6, "browInnerUp_L": 1.0, "browInnerUp_R": 1.0,
-                  "browOuterUp_L": 1.0, "browOuterUp_R": 1.0, "eyeWide_L": 0.8, "eyeWide_R": 0.8},
-    "sad": {"mouthFrown_L": 0.9, "mouthFrown_R": 0.9, "browInnerUp_L": 0.8, "browInnerUp_R": 0.8},
-}  # fmt: skip
+from ._atomic import atomic_path, atomic_write_text
 
 
-def run_demo(out_dir: str | os.PathLike, model: str = "ict", seed: int = 0) -> Iterator[str]:
-    """Run the demo, yielding one line of report per step."""
+def _astronaut_landmarks(img) -> tuple[np.ndarray, str]:
+    from ._landmarks import detect_landmarks, read_pts
+
+    try:
+        return detect_landmarks(img, name="astronaut"), "detected with dlib"
+    except ImportError:
+        with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+            return read_pts(p), "shipped with vafx (dlib, detected once)"
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, image, extension=".png")
+
+
+def contact_sheet(neutral: np.ndarray, cells: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
+    """The neutral photo on the left, the grid of results (arousal up, valence right) beside it."""
+    h, w = cells[0][0].shape[:2]
+    rows, cols = len(cells), len(cells[0])
+    grid_h, grid_w = rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap
+    sheet = np.full((grid_h, w + 3 * gap + grid_w, 3), 255, np.uint8)
+    top = (grid_h - h) // 2
+    sheet[top : top + h, :w] = neutral
+    for r in range(rows):
+        for c in range(cols):
+            y, x = r * (h + gap), w + 3 * gap + c * (w + gap)
+            sheet[y : y + h, x : x + w] = cells[r][c]
+    return sheet
+
+
+def run_demo(
+    out_dir: str | os.PathLike,
+    model: str = "ict",
+    seed: int = 0,
+    *,
+    subjects: int = 8,
+    grid: int = 5,
+    components: int = 8,
+    iters: int = 10,
+) -> Iterator[str]:
+    """Run the demo, yielding one line of report per step.
+
+    Args:
+        out_dir: output folder (re-running resumes: the gallery and the bin
+            models are kept).
+        model: face model name or path.
+        seed: seed of the synthetic gallery.
+        subjects: synthetic subjects.
+        grid: V-A targets per axis of the contact sheet (from -0.8 to 0.8).
+        components: SPLOCS components per bin.
+        iters: SPLOCS iterations.
+    """
+    levels = np.linspace(-0.8, 0.8, grid).round(3).tolist()
+    from skimage import data
+
+    from ._bins import fit_bins, load_bin_models, save_bin_models
+    from ._fitting import fit_landmarks
+    from ._gallery._stats import bin_table, write_histogram_png, write_table_csv
+    from ._gallery._synth import SynthConfig, synthesize_gallery
+    from ._model._resolve import load_model
+    from ._synthesis import SynthesisConfig, synthesize
+    from .kernels.splocs import SplocsParams
+
+    t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = load_model(model)
     yield m.summary()
-    alpha, _ = sample_coefficients(jax.random.key(seed), m, 0.8)
-    faces = {"mean": model_shape(m), "identity": model_shape(m, alpha)}
-    for label, recipe in DEMO_EXPRESSIONS.items():
-        w = np.zeros(m.num_expressions, np.float32)
-        usable = {k: v for k, v in recipe.items() if k in m.expression_names}
-        for k, v in usable.items():
-            w[m.expression_index(k)] = v
-        if usable:
-            faces[label] = model_shape(m, alpha, w)
-    for label, v in faces.items():
-        path = export_mesh(out / f"{label}.obj", v, m.faces, m.uv, m.faces_uv)
-        yield f"wrote {path}"
-    grid = VAGrid(10)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["bin", "valence_index", "arousal_index", "valence_lo", "valence_hi",
-                "arousal_lo", "arousal_hi", "valence_centre", "arousal_centre"])  # fmt: skip
-    b, c = np.asarray(grid.bounds()), np.asarray(grid.centres())
-    for k in range(grid.num_bins):
-        w.writerow([k, k // grid.n, k % grid.n, *np.round(b[k].ravel(), 6), *np.round(c[k], 6)])
-    atomic_write_text(out / "va_grid.csv", buf.getvalue())
-    yield f"wrote {out / 'va_grid.csv'} ({grid.num_bins} bins of {grid.width:g} x {grid.width:g})"
+    g = synthesize_gallery(out / "gallery", m, SynthConfig(subjects=subjects, frames=10, seed=seed))
+    yield f"synthetic gallery: {g} ({time.perf_counter() - t0:.0f} s)"
+    write_histogram_png(g, out / "fig3_histogram.png")
+    write_table_csv(bin_table(g), out / "bins.csv")
+    yield f"wrote {out / 'fig3_histogram.png'} and {out / 'bins.csv'}"
+    bins_path = out / "bins.npz"
+    if bins_path.exists():
+        models = load_bin_models(bins_path)
+    else:
+        params = SplocsParams(num_components=components, num_iters=iters)
+        models = fit_bins(g, params, min_frames=5)
+        save_bin_models(bins_path, models)
+    yield f"per-bin models: {models.summary()[-1]} -> {bins_path} ({time.perf_counter() - t0:.0f} s)"
+
+    img = data.astronaut()
+    pts, how = _astronaut_landmarks(img)
+    fit = fit_landmarks(m, pts, img.shape[:2])
+    yield f"astronaut: landmarks {how}; fit mean error {np.nanmean(np.asarray(fit.residuals)):.2f} px"
+    crop = (slice(20, 276), slice(100, 356))  # 256 x 256 around the face
+    cells, sidecars = [], []
+    for a in reversed(levels):  # top row: high arousal
+        row = []
+        for v in levels:
+            res = synthesize(
+                img, (v, a), models, m, fit=fit, config=SynthesisConfig(), name="astronaut"
+            )
+            row.append(res.image[crop])
+            sidecars.append(res.sidecar)
+        cells.append(row)
+    sheet = contact_sheet(img[crop], cells)
+    _write_png(out / "contact_sheet.png", sheet)
+    atomic_write_text(out / "contact_sheet.json", json.dumps(
+        dict(layout="rows: arousal from high (top) to low; columns: valence from low to high; "
+             "the neutral photo on the left", levels=levels, cells=sidecars), indent=1))  # fmt: skip
+    yield (
+        f"wrote {out / 'contact_sheet.png'} ({grid} x {grid} V-A grid) and its sidecar "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )

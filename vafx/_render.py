@@ -80,20 +80,23 @@ def _vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def _diffuse(
     colours: np.ndarray, known: np.ndarray, faces: np.ndarray, iters: int = 200
 ) -> np.ndarray:
-    """Fill unknown vertex colours by repeated averaging over mesh neighbours."""
+    """Fill unknown vertex colours by repeated averaging over mesh neighbours (sparse matvecs)."""
+    import scipy.sparse
+
+    n = len(colours)
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.concatenate([e, e[:, ::-1]])
-    c = np.where(known[:, None], colours, 0.0)
+    e = np.unique(np.concatenate([e, e[:, ::-1]]), axis=0)
+    adj = scipy.sparse.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    c = np.where(known[:, None], colours, 0.0).astype(np.float64)
     have = known.astype(np.float64)
     for _ in range(iters):
-        acc = np.zeros_like(c)
-        cnt = np.zeros(len(c))
-        np.add.at(acc, e[:, 0], c[e[:, 1]] * have[e[:, 1], None])
-        np.add.at(cnt, e[:, 0], have[e[:, 1]])
-        new = cnt > 0
-        upd = ~known & new
+        acc = adj @ (c * have[:, None])
+        cnt = adj @ have
+        upd = ~known & (cnt > 0)
+        if not upd.any():
+            break
         c[upd] = acc[upd] / cnt[upd, None]
-        have = np.where(known, 1.0, np.where(new, 1.0, have))
+        have = np.where(known | (cnt > 0), 1.0, have)
     return c
 
 
@@ -157,13 +160,14 @@ def render_face(
     )
     seen = cover & inside & (np.abs(uvz0[..., 2] - z_buf0[yi, xi]) <= depth_tolerance)
     region = np.where(cover, tag[np.maximum(tri1, 0)], -1)
-    mouth = cover & (region >= n_photo)
-    seen &= ~mouth
+    # the mouth interior the photo shows (lips apart in the neutral fit) is sampled
+    # like the skin; only the part it never showed is synthesized
+    mouth = cover & (region >= n_photo) & ~seen
     sampled = np.asarray(sample_bilinear(jnp.asarray(img), jnp.asarray(uvz0[..., :2])))
 
     # colours of surface the photo never showed: diffused from visible vertices
     n = len(v0)
-    photo_faces = faces[tag < n_photo]
+    photo_faces = faces
     pv = p0[:, :2]
     vy = np.clip(np.rint(pv[:, 1]).astype(int), 0, h - 1)
     vx = np.clip(np.rint(pv[:, 0]).astype(int), 0, w - 1)

@@ -1,0 +1,95 @@
+"""End-to-end synthesis: photo + target V-A -> photo with that affect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+from vafx.kernels.splocs import SplocsParams
+
+import vafx
+from vafx._render import render_face
+
+
+@pytest.fixture(scope="module")
+def setup(ict_model, tmp_path_factory):
+    g = vafx.synthesize_gallery(
+        tmp_path_factory.mktemp("g") / "g", ict_model, vafx.SynthConfig(subjects=2, frames=6)
+    )
+    models = vafx.fit_bins(g, SplocsParams(num_components=3, num_iters=3), min_frames=3)
+    img = data.astronaut()
+    from importlib import resources
+
+    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+        pts = vafx.read_pts(p)
+    fit = vafx.fit_landmarks(ict_model, pts, img.shape[:2])
+    return models, img, fit
+
+
+def test_output_equals_input_outside_the_face(ict_model, setup):
+    models, img, fit = setup
+    res = vafx.synthesize(img, (0.8, 0.4), models, ict_model, fit=fit)
+    d = vafx.full_deformation(ict_model, models, vafx.expression_for(models, (0.8, 0.4))[0])
+    cover = render_face(img, ict_model, fit, d).coverage
+    assert res.image.shape == img.shape and res.image.dtype == np.uint8
+    diff = np.abs(res.image.astype(int) - img.astype(int))
+    assert diff[~cover].max() <= 1  # within 1/255 outside the rendered face
+    assert diff[cover].mean() > 1  # and the face did change
+    assert res.sidecar["bin"] == res.bin and res.sidecar["label_va"] == list(res.label)
+    assert abs(res.sidecar["fit"]["mean_landmark_error_px"]) < 3
+
+
+def test_zero_deformation_returns_the_photo(ict_model, setup):
+    models, img, fit = setup
+    cfg = vafx.SynthesisConfig(intensity=0.0)
+    res = vafx.synthesize(img, (0.0, 0.0), models, ict_model, fit=fit, config=cfg)
+    err = np.abs(res.image.astype(float) - img.astype(float)).mean() / 255
+    assert err < 2 / 255, err
+
+
+def test_continuous_control_is_smooth(setup):
+    models, _, _ = setup
+    # across the bin edge at valence 0.4: the bins' means jump, the interpolation
+    # moves by about a tenth of that for a step of a tenth of a bin
+    a = vafx.expression_for(models, (0.39, 0.1), continuous=True)[0]
+    b = vafx.expression_for(models, (0.41, 0.1), continuous=True)[0]
+    c = vafx.expression_for(models, (0.39, 0.1))[0]
+    c2 = vafx.expression_for(models, (0.41, 0.1))[0]
+    jump = np.abs(c - c2).max()
+    assert jump > 0
+    assert np.abs(a - b).max() <= 0.2 * jump
+
+
+def test_topology_mismatch_is_a_clear_error(ict_model, tiny_model, tmp_path):
+    g = vafx.synthesize_gallery(
+        tmp_path / "t", tiny_model, vafx.SynthConfig(subjects=1, frames=3, region=None)
+    )
+    tiny_bins = vafx.fit_bins(g, SplocsParams(num_components=2, num_iters=1), min_frames=2)
+    with pytest.raises(vafx.VafxError, match="topology mismatch"):
+        vafx.full_deformation(ict_model, tiny_bins, tiny_bins.means[0])
+
+
+def test_cli_synthesize(ict_dir, setup, tmp_path):
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    models, img, _ = setup
+    vafx.save_bin_models(tmp_path / "bins.npz", models)
+    iio.imwrite(tmp_path / "astro.png", img)
+    from importlib import resources
+
+    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+        vafx.write_pts(tmp_path / "astro.pts", vafx.read_pts(p))
+    env = {**__import__("os").environ, "VAFX_DATA": str(ict_dir.parent)}
+    cmd = [sys.executable, "-m", "vafx", "synthesize", "astro.png", "--valence", "0.7", "--arousal", "0.3",
+           "--bins", "bins.npz", "--landmarks", "astro.pts", "-o", "out.png"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert iio.imread(tmp_path / "out.png").shape == img.shape
+    assert "label_va" in (tmp_path / "out.json").read_text()
+    r = subprocess.run(
+        cmd[:6] + ["1.5"] + cmd[7:], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "1.5" in r.stderr
