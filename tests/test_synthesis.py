@@ -93,3 +93,63 @@ def test_cli_synthesize(ict_dir, setup, tmp_path):
         cmd[:6] + ["1.5"] + cmd[7:], capture_output=True, text=True, cwd=tmp_path, env=env
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr and "1.5" in r.stderr
+
+
+AUGMENT_KILLER = """
+import os, signal, sys
+import vafx
+from vafx._augment import augment
+models = vafx.load_bin_models(sys.argv[3])
+model = vafx.load_model("ict")
+stop = int(sys.argv[5])
+def progress(done, total):
+    if done == stop:
+        os.kill(os.getpid(), signal.SIGKILL)
+augment(sys.argv[1], sys.argv[2], models, model, bins=[45, 55, 67], landmarks_dir=sys.argv[4], progress=progress)
+"""
+
+
+def test_augment_killed_and_restarted_equals_one_run(ict_dir, setup, tmp_path):
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    models, img, _ = setup
+    vafx.save_bin_models(tmp_path / "bins.npz", models)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "lm").mkdir()
+    from importlib import resources
+
+    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+        pts = vafx.read_pts(p)
+    for name, im in (("a", img), ("b", img[:, ::-1].copy())):
+        iio.imwrite(tmp_path / "photos" / f"{name}.png", im)
+        flipped = pts.copy()
+        if name == "b":
+            flipped[:, 0] = img.shape[1] - 1 - flipped[:, 0]
+            flipped = flipped[[16 - i for i in range(17)] + list(range(17, 68))]  # jaw order only
+        vafx.write_pts(tmp_path / "lm" / f"{name}.pts", flipped)
+    iio.imwrite(
+        tmp_path / "photos" / "c.png", np.full((64, 64, 3), 90, np.uint8)
+    )  # no .pts: skipped
+    env = {**__import__("os").environ, "VAFX_DATA": str(ict_dir.parent)}
+    args = [
+        str(tmp_path / "photos"),
+        str(tmp_path / "killed"),
+        str(tmp_path / "bins.npz"),
+        str(tmp_path / "lm"),
+    ]
+    r = subprocess.run([sys.executable, "-c", AUGMENT_KILLER, *args, "4"], cwd=tmp_path, env=env)
+    assert r.returncode == -9
+    assert not (tmp_path / "killed" / "manifest.json").exists()
+    model = vafx.load_model(str(ict_dir))
+    whole = vafx.augment(tmp_path / "photos", tmp_path / "whole", models, model, bins=[45, 55, 67],
+                         landmarks_dir=tmp_path / "lm")  # fmt: skip
+    resumed = vafx.augment(tmp_path / "photos", tmp_path / "killed", models, model, bins=[45, 55, 67],
+                           landmarks_dir=tmp_path / "lm")  # fmt: skip
+    assert whole["images"] == 6 and whole["skipped"] == 1
+    assert resumed["files"] == whole["files"]  # same files, same bytes
+    labels = (tmp_path / "whole" / "labels.csv").read_text().splitlines()
+    assert len(labels) == 7 and labels[0].startswith("image,source_photo,subject,valence,arousal")
+    assert "c.png" in (tmp_path / "whole" / "skipped.csv").read_text()

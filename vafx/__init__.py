@@ -5,6 +5,7 @@ kernels are in :mod:`vafx.kernels`.
 """
 
 from . import kernels
+from ._augment import augment
 from ._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
 from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
 from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
@@ -69,6 +70,7 @@ from ._version import __version__
 from .kernels import ccc, mse, pcc
 
 __all__ = [
+    "augment",
     "SynthesisConfig",
     "SynthesisResult",
     "expression_for",

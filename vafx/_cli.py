@@ -399,6 +399,32 @@ def _cmd_synthesize(args) -> int:
     return 0
 
 
+def _cmd_augment(args) -> int:
+    from ._augment import augment
+    from ._bins import load_bin_models
+    from ._model._resolve import load_model
+    from ._synthesis import SynthesisConfig
+
+    models = load_bin_models(args.bins)
+    bins = None
+    if args.bin_list != "all":
+        try:
+            bins = [int(b) for b in args.bin_list.split(",")]
+        except ValueError:
+            raise ValueError(
+                f"--bin-list: 'all' or comma-separated bin numbers, got {args.bin_list!r}"
+            ) from None
+    cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed)
+    man = augment(
+        args.photos, args.output, models, load_model(args.model), bins=bins,
+        landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"),
+    )  # fmt: skip
+    print(
+        f"{man['images']} images in {args.output}; {man['skipped']} photo(s) skipped (see skipped.csv)"
+    )
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -573,6 +599,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg)")
     p.set_defaults(func=_cmd_synthesize)
+
+    p = sub.add_parser(
+        "augment",
+        help="every photo of a folder at every chosen V-A bin (resumable)",
+        description="The paper's data augmentation: each photo synthesized at each chosen bin's "
+        "label. Writes images with JSON sidecars, labels.csv, skipped.csv and manifest.json. "
+        "Interrupted runs resume: run the same command again.",
+    )
+    p.add_argument("photos", type=Path, help="folder of photos")
+    p.add_argument("--bins", type=Path, required=True, help="bin models from `vafx bins fit`")
+    p.add_argument("--bin-list", default="all", help="'all' (bins with data) or e.g. 45,46,87")
+    p.add_argument("--landmarks", type=Path, help="folder of <photo>.pts (default: detect)")
+    _add_model_arg(p)
+    p.add_argument("--intensity", type=float, default=1.0)
+    p.add_argument("--sample", action="store_true", help="sample the bins' blendshape models")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.set_defaults(func=_cmd_augment)
 
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)
