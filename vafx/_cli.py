@@ -425,6 +425,29 @@ def _cmd_augment(args) -> int:
     return 0
 
 
+def _cmd_evaluate_va(args) -> int:
+    from ._evaluate import format_table1, gallery_va_correlation, write_rows_csv
+    from ._gallery._store import open_gallery
+
+    g = open_gallery(args.gallery)
+    try:
+        ks = tuple(int(k) for k in args.components.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--components: comma-separated integers, got {args.components!r}"
+        ) from None
+    rows = gallery_va_correlation(
+        g, components=ks, test_fraction=args.test_fraction, seed=args.seed,
+        max_frames=args.max_frames, progress=_Progress("settings"),
+    )  # fmt: skip
+    print(g)
+    print(format_table1(rows))
+    if args.csv:
+        write_rows_csv(rows, args.csv)
+        print(f"table: {args.csv}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -617,6 +640,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.set_defaults(func=_cmd_augment)
+
+    pe = sub.add_parser("evaluate", help="the paper's evaluation protocols")
+    esub = pe.add_subparsers(dest="evaluate_command", metavar="PROTOCOL", required=True)
+    p = esub.add_parser(
+        "va-correlation",
+        help="section 4.1: CCA + RBF-SVR from expression PCA to V-A (Table 1), vafx[eval]",
+    )
+    p.add_argument("gallery", type=Path)
+    p.add_argument(
+        "--components", default="84,150,200,300,500", help="k to sweep (capped by the data)"
+    )
+    p.add_argument("--test-fraction", type=float, default=0.2, help="subjects on the test side")
+    p.add_argument("--max-frames", type=int, default=20000, help="frames used (apex frames always)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--csv", type=Path, help="write the table as CSV")
+    p.set_defaults(func=_cmd_evaluate_va)
 
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)
