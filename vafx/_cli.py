@@ -448,6 +448,30 @@ def _cmd_evaluate_va(args) -> int:
     return 0
 
 
+def _cmd_evaluate_aug(args) -> int:
+    import json
+
+    from ._atomic import atomic_write_text
+    from ._regressor import cross_validate, format_tables, load_dataset
+
+    x, va, subj = load_dataset(
+        args.dataset, args.images, size=args.size, label_scale=args.label_scale
+    )
+    aug = None
+    if args.augmented is not None:
+        aug = load_dataset(
+            args.augmented / "labels.csv", args.augmented, size=args.size, label_scale=1.0
+        )
+    res = cross_validate(
+        x, va, subj, augmented=aug, folds=args.folds, epochs=args.epochs, seed=args.seed,
+        checkpoint_dir=args.checkpoints, progress=_Progress("folds"),
+    )  # fmt: skip
+    print(format_tables(res))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(res, indent=1))
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -656,6 +680,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--csv", type=Path, help="write the table as CSV")
     p.set_defaults(func=_cmd_evaluate_va)
+
+    p = esub.add_parser(
+        "augmentation",
+        help="section 4.4: a V-A regressor with and without augmentation (person-independent k-fold)",
+    )
+    p.add_argument("dataset", type=Path, help="CSV: image,subject,valence,arousal[,video,frame]")
+    p.add_argument("--images", type=Path, help="image folder (default: the CSV's folder)")
+    p.add_argument("--augmented", type=Path, help="output folder of `vafx augment`")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--size", type=int, default=64, help="crop side in pixels")
+    p.add_argument(
+        "--label-scale", type=float, help="divide labels by this (default: 10 if |label| > 1)"
+    )
+    p.add_argument("--checkpoints", type=Path, help="folder for per-fold checkpoints (resume)")
+    p.add_argument("--json", type=Path, help="write the results as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_evaluate_aug)
 
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)

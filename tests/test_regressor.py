@@ -1,0 +1,87 @@
+"""Section 4.4 protocol: person-independent folds, augmentation only from training people."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vafx._regressor import cross_validate, format_tables, load_dataset, person_folds, predict
+
+
+def test_folds_are_person_disjoint_and_cover_everyone():
+    subjects = np.repeat([f"p{i}" for i in range(7)], 3)
+    folds = person_folds(subjects, 3, seed=1)
+    allp = np.concatenate(folds)
+    assert sorted(allp.tolist()) == sorted(set(subjects.tolist()))
+    assert len(allp) == len(set(allp.tolist()))
+    with pytest.raises(ValueError):
+        person_folds(subjects, 8)
+
+
+def planted(n_people=6, per=20, seed=0, size=16):
+    """Images whose brightness encodes valence and whose left-right contrast encodes arousal."""
+    rng = np.random.default_rng(seed)
+    va = rng.uniform(-0.9, 0.9, (n_people * per, 2)).astype(np.float32)
+    img = np.zeros((len(va), size, size, 3), np.float32)
+    img += (0.5 + 0.4 * va[:, 0])[:, None, None, None]
+    img[:, :, : size // 2] += 0.2 * va[:, 1][:, None, None, None]
+    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+    subjects = np.repeat([f"p{i}" for i in range(n_people)], per)
+    return img, va, subjects
+
+
+def test_cross_validation_learns_and_augmentation_respects_folds(tmp_path):
+    img, va, subj = planted()
+    aug = planted(seed=1)
+    aug_subj = aug[2].copy()
+    res = cross_validate(img, va, subj, augmented=(aug[0], aug[1], aug_subj), folds=3, epochs=30,
+                         batch=16, lr=3e-3, checkpoint_dir=tmp_path / "ck")  # fmt: skip
+    assert len(res["without"]) == 3 and len(res["with"]) == 3
+    mean_ccc = np.mean([m["ccc_valence"] for m in res["without"]])
+    assert mean_ccc > 0.5, res["without"]
+    # each fold's augmented training set excludes the test people: 2/3 of the augmented images
+    for m, test_people in zip(res["with"], res["folds"]):
+        n_aug = int((~np.isin(aug_subj, test_people)).sum())
+        n_own = int((~np.isin(subj, test_people)).sum())
+        assert m["train_images"] == n_own + n_aug
+    assert "mean" in format_tables(res)
+    again = cross_validate(img, va, subj, folds=3, epochs=30, batch=16, lr=3e-3,
+                           checkpoint_dir=tmp_path / "ck")  # fmt: skip
+    assert again["without"] == res["without"]  # loaded from the checkpoints
+
+
+def test_load_dataset_scales_afew_labels(tmp_path):
+    import imageio.v3 as iio
+
+    for i in range(3):
+        iio.imwrite(tmp_path / f"{i}.png", np.full((20, 20, 3), 60 * i, np.uint8))
+    (tmp_path / "d.csv").write_text(
+        "image,subject,valence,arousal\n0.png,a,10,-5\n1.png,b,0,2\n2.png,a,-10,0\n"
+    )
+    x, va, s = load_dataset(tmp_path / "d.csv", size=8)
+    assert (
+        x.shape == (3, 8, 8, 3) and np.allclose(va[0], [1.0, -0.5]) and list(s) == ["a", "b", "a"]
+    )
+    assert predict.__name__ == "predict"
+
+
+def test_cli_augmentation(tmp_path):
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    img, va, subj = planted(n_people=4, per=6, size=16)
+    lines = ["image,subject,valence,arousal"]
+    for i, (im, v, s) in enumerate(zip(img, va, subj)):
+        iio.imwrite(tmp_path / f"{i}.png", (np.clip(im, 0, 1) * 255).astype(np.uint8))
+        lines.append(f"{i}.png,{s},{v[0]:.4f},{v[1]:.4f}")
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "vafx", "evaluate", "augmentation", "d.csv", "--folds", "2", "--epochs", "2",
+         "--size", "16", "--json", "r.json", "--checkpoints", "ck"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "without augmentation" in r.stdout and (tmp_path / "r.json").exists()
+    assert len(list((tmp_path / "ck").glob("*.json"))) == 2
