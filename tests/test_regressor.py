@@ -85,3 +85,16 @@ def test_cli_augmentation(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "without augmentation" in r.stdout and (tmp_path / "r.json").exists()
     assert len(list((tmp_path / "ck").glob("*.json"))) == 2
+
+
+def test_render_gallery_faces(tmp_path, tiny_model):
+    import vafx
+    from vafx._faces import render_gallery_faces
+
+    g = vafx.synthesize_gallery(tmp_path / "g", tiny_model, vafx.SynthConfig(subjects=2, frames=4, region=None,
+                                expressions=("happiness", "sleepy")))  # fmt: skip
+    csv_path = render_gallery_faces(g, tiny_model, tmp_path / "faces", size=32, per_sequence=2)
+    x, va, subj = load_dataset(csv_path, size=16)
+    assert len(x) == 2 * 2 * 2 and set(subj) == set(g.subjects)
+    assert (x.std(axis=(1, 2, 3)) > 0).all()  # a rendered face, not a blank image
+    assert len(list((tmp_path / "faces" / "landmarks").glob("*.pts"))) == len(x)
