@@ -202,6 +202,14 @@ def _bary(p, a, b, c, area):
     return jnp.stack([w0, w1, w2], -1) / safe[..., None]
 
 
+def _untile(x, ty, tx, tile, height, width):
+    """Per-tile results [T, tile * tile, ...] back to an image [H, W, ...]."""
+    extra = x.shape[2:]
+    x = x.reshape(ty, tx, tile, tile, *extra)
+    x = jnp.moveaxis(x, 2, 1).reshape(ty * tile, tx * tile, *extra)
+    return x[:height, :width]
+
+
 def _pixels(tile, ty0, tx0):
     py, px = jnp.meshgrid(jnp.arange(tile), jnp.arange(tile), indexing="ij")
     return jnp.stack([tx0 + px.reshape(-1), ty0 + py.reshape(-1)], -1)  # [P, 2] (u, v)
@@ -309,12 +317,9 @@ def rasterize(
             best = jnp.take_along_axis(d, k[:, None], 1)[:, 0]
             return jnp.where(jnp.isfinite(best), lst[k], -1), best
 
-        def untile(x):
-            x = x.reshape(ty, tx, tile, tile)
-            return jnp.moveaxis(x, 2, 1).reshape(ty * tile, tx * tile)[:height, :width]
-
         big_id, big_depth = jax.lax.map(one_tile, (lists, ty0, tx0), batch_size=64)
-        big_id, big_depth = untile(big_id), untile(big_depth)
+        big_id = _untile(big_id, ty, tx, tile, height, width)
+        big_depth = _untile(big_depth, ty, tx, tile, height, width)
         tri_id = jnp.where(big_depth < zs, big_id, tri_id)
         best = jnp.minimum(big_depth, zs)
 
@@ -447,12 +452,7 @@ def soft_rasterize(
     # [pixels x triangles] intermediates (memory bounded by one tile)
     rgb, sil = jax.lax.map(jax.checkpoint(one_tile), (lists, ty0, tx0))
 
-    def untile(x, extra=()):
-        x = x.reshape(ty, tx, tile, tile, *extra)
-        x = jnp.moveaxis(x, 2, 1).reshape(ty * tile, tx * tile, *extra)
-        return x[:height, :width]
-
-    return untile(rgb, (colors.shape[1],)), untile(sil)
+    return _untile(rgb, ty, tx, tile, height, width), _untile(sil, ty, tx, tile, height, width)
 
 
 def soft_margin(sigma: float, threshold: float = 1e-4) -> float:

@@ -71,6 +71,8 @@ def augment(
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
     """
+    import imageio.v3 as iio
+
     out = Path(out)
     if not isinstance(photos, (list, tuple)):
         folder = Path(photos)
@@ -120,8 +122,6 @@ def augment(
                                  landmarks=pts, fit=fit, config=config, name=str(photo))  # fmt: skip
                 fit = res.fit
                 buf = io.BytesIO()
-                import imageio.v3 as iio
-
                 iio.imwrite(buf, res.image, extension=".png")
                 with atomic_path(img_dir / f"{stem}.png") as tmp:
                     tmp.write_bytes(buf.getvalue())

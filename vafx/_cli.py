@@ -195,31 +195,12 @@ def _cmd_gallery_synth(args) -> int:
 
 
 def _template_from_args(args):
-    from ._gallery._import import read_mesh  # noqa: F401  (keeps import errors early)
-    from ._gallery._store import Template, template_from_model
+    from ._gallery._import import template_from_mesh
+    from ._gallery._store import template_from_model
     from ._model._resolve import load_model
 
     if args.template is not None:
-        import numpy as np
-
-        from ._errors import DataFileError
-        from ._model._morphable import triangulate
-        from ._obj import read_obj
-
-        path = Path(args.template)
-        if path.suffix.lower() == ".obj":
-            mesh = read_obj(path)
-            faces = triangulate(mesh.faces)[0]
-            verts = mesh.vertices
-        else:
-            import trimesh
-
-            try:
-                m = trimesh.load(path, process=False, force="mesh")
-            except Exception as e:
-                raise DataFileError(path, f"cannot read the template mesh ({e})") from None
-            verts, faces = np.asarray(m.vertices), np.asarray(m.faces, np.int32)
-        return Template(np.asarray(verts, np.float32), faces, args.units)
+        return template_from_mesh(args.template, args.units)
     model = load_model(args.model)
     return template_from_model(model, None if args.region == "all" else args.region)
 

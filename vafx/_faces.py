@@ -22,6 +22,7 @@ import numpy as np
 
 from ._atomic import atomic_path, atomic_write_text
 from ._landmarks import write_pts
+from ._render import _vertex_normals
 from .kernels.camera import rotation_from_euler
 from .kernels.raster import interpolate, raster_plan, rasterize
 
@@ -84,11 +85,7 @@ def render_gallery_faces(
             size,
             raster_plan(img_v, faces, size, size),
         )
-        fn = np.cross(vr[faces[:, 1]] - vr[faces[:, 0]], vr[faces[:, 2]] - vr[faces[:, 0]])
-        n = np.zeros_like(vr)
-        for k in range(3):
-            np.add.at(n, faces[:, k], fn)
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        n = _vertex_normals(vr, faces)
         light = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
         shade = (0.3 + 0.7 * np.clip(n @ light, 0, 1)).astype(np.float32)
         col = np.asarray(

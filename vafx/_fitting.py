@@ -215,7 +215,7 @@ def _fit_one(model, tables, config, kid, landmarks, size):
         jl, tl = nearest_on_chain(x2[tables["left"]], proj[nr:], n_fixed + nr)
         return {**p, "match": jnp.concatenate([jr, jl]), "match_t": jnp.concatenate([tr, tl])}
 
-    n_pose = 6 if perspective else 6  # rotation 3 + (t 3) or (t 2 + log scale 1)
+    n_pose = 6  # rotation 3, then t 3 (perspective) or t 2 and log scale 1 (orthographic)
     n_params = n_pose + kid + ke
 
     def unpack(p, delta):

@@ -127,6 +127,33 @@ def neutral_frame(rows: list[_Row]) -> int:
     return int(np.argmin(dist))  # argmin takes the first on ties
 
 
+def _read_mesh_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(vertices float64[n, 3], triangles int32[f, 3] or None) in file order, any OBJ or PLY."""
+    try:
+        if path.suffix.lower() == ".obj":
+            mesh = read_obj(path)
+            return mesh.vertices, (triangulate(mesh.faces)[0] if len(mesh.faces) else None)
+        import trimesh
+
+        m = trimesh.load(path, process=False, force="mesh")
+        return np.asarray(m.vertices), np.asarray(m.faces, np.int32)
+    except DataFileError:
+        raise
+    except Exception as e:  # trimesh raises many kinds
+        raise DataFileError(path, f"cannot read the mesh ({type(e).__name__}: {e})") from None
+
+
+def template_from_mesh(path: str | os.PathLike, units: str = "mm") -> Template:
+    """A :class:`Template` from a mesh file (OBJ or PLY, vertex order kept)."""
+    path = Path(path)
+    verts, faces = _read_mesh_file(path)
+    if faces is None or not len(faces):
+        raise DataFileError(path, "has no triangles: a template needs its topology")
+    if not np.isfinite(verts).all():
+        raise DataFileError(path, "has NaN or infinite vertex coordinates")
+    return Template(verts.astype(np.float32), faces.astype(np.int32), units)
+
+
 def read_mesh(path: Path, template: Template) -> np.ndarray:
     """Vertices float32[n, 3] of a mesh file in the template's vertex order, checked.
 
@@ -134,20 +161,7 @@ def read_mesh(path: Path, template: Template) -> np.ndarray:
         DataFileError: unreadable, wrong vertex count or triangles, non-finite.
     """
     n = template.num_vertices
-    try:
-        if path.suffix.lower() == ".obj":
-            mesh = read_obj(path)
-            verts = mesh.vertices
-            faces = triangulate(mesh.faces)[0] if len(mesh.faces) else None
-        else:
-            import trimesh
-
-            m = trimesh.load(path, process=False, force="mesh")
-            verts, faces = np.asarray(m.vertices), np.asarray(m.faces)
-    except DataFileError:
-        raise
-    except Exception as e:  # trimesh raises many kinds
-        raise DataFileError(path, f"cannot read the mesh ({type(e).__name__}: {e})") from None
+    verts, faces = _read_mesh_file(path)
     if verts.shape != (n, 3):
         raise DataFileError(path, f"has {len(verts)} vertices, the template {n}")
     if faces is not None and len(faces) and not np.array_equal(faces, template.faces):
