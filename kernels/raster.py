@@ -110,9 +110,11 @@ def _overlap(verts, faces, height, width, tile, margin, only_large=False):
 
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "tile", "only_large"))
-def _max_per_tile(verts, faces, height, width, tile, margin, only_large):
-    ov = _overlap(verts, faces, height, width, tile, margin, only_large)
-    return jnp.max(jnp.sum(ov, axis=1))
+def _max_per_tile_batch(verts, faces, height, width, tile, margin, only_large):
+    return jax.lax.map(
+        lambda v: jnp.max(jnp.sum(_overlap(v, faces, height, width, tile, margin, only_large), 1)),
+        verts,
+    )
 
 
 class RasterPlan(NamedTuple):
@@ -137,6 +139,9 @@ def _level_counts(verts, faces):
     return jnp.stack([jnp.sum((ext > lo) & (ext <= hi)) for lo, hi in zip(edges[:-1], edges[1:])])
 
 
+_level_counts_batch = jax.jit(jax.vmap(_level_counts, in_axes=(0, None)))
+
+
 def _pow2(m: int, floor: int = 8) -> int:
     return 0 if m == 0 else max(floor, 1 << math.ceil(math.log2(m)))
 
@@ -146,7 +151,7 @@ def raster_plan(verts, faces, height: int, width: int) -> RasterPlan:
     v = jnp.asarray(verts)
     f = jnp.asarray(faces)
     vs = v if v.ndim == 3 else v[None]
-    counts = np.max(np.stack([np.asarray(_level_counts(x, f)) for x in vs]), axis=0)
+    counts = np.max(np.asarray(_level_counts_batch(vs, f)), axis=0)
     levels = tuple(_pow2(int(c), 64) for c in counts[:-1])
     large = int(counts[-1])
     if large == 0:
@@ -169,7 +174,7 @@ def tile_capacity(verts, faces, height: int, width: int, margin: float | None = 
     only_large = margin is None
     mg = 0.0 if margin is None else margin
     vs = v if v.ndim == 3 else v[None]
-    m = max(int(_max_per_tile(x, f, height, width, tile, mg, only_large)) for x in vs)
+    m = int(jnp.max(_max_per_tile_batch(vs, f, height, width, tile, mg, only_large)))
     return max(8, 1 << math.ceil(math.log2(max(m, 1))))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from skimage import data
@@ -60,6 +62,60 @@ def test_continuous_control_is_smooth(setup):
     assert np.abs(a - b).max() <= 0.2 * jump
 
 
+def test_batch_equals_single_calls(ict_model, setup):
+    models, img, fit = setup
+    photos = np.stack([img, img[:, ::-1]])
+    fits = jax.tree.map(lambda *x: jnp.stack(x), fit, vafx.fit_landmarks(
+        ict_model, _mirrored(fit.landmarks, img.shape[1]), img.shape[:2]))  # fmt: skip
+    targets = [(0.8, 0.4), (-0.5, 0.5), (0.1, -0.7)]
+    res = vafx.synthesize_batch(photos, targets, models, ict_model, fits=fits, names=["a", "b"])
+    assert res.images.shape == (2, 3, *img.shape) and res.images.dtype == np.uint8
+    for i in range(2):
+        for j, va in enumerate(targets):
+            one = vafx.synthesize(photos[i], va, models, ict_model,
+                                  fit=jax.tree.map(lambda x: x[i], fits))  # fmt: skip
+            # the same image up to rounding: the blend's crop (the batch's union box)
+            # differs, and a handful of pixels sit at a visibility test's threshold
+            diff = np.abs(one.image.astype(int) - res.images[i, j])
+            assert (diff > 1).mean() < 1e-4 and diff.mean() < 0.1, ((diff > 1).sum(), diff.mean())
+            assert one.bin == res.bins[j] and one.label == tuple(res.labels[j])
+            assert res.sidecars[i][j]["photo"] == "ab"[i] and res.sidecars[i][j]["bin"] == one.bin
+
+
+def _mirrored(landmarks, width):
+    p = np.asarray(landmarks).copy()
+    p[:, 0] = width - 1 - p[:, 0]
+    return p[[16 - i for i in range(17)] + list(range(17, 68))]
+
+
+def test_detected_landmarks_move_as_the_deformation_implies(ict_model, setup):
+    """vafx[detect]: a happy bin lifts the re-detected mouth corners; identity is kept."""
+    pytest.importorskip("dlib", reason="re-detection needs vafx[detect] (dlib-bin)")
+    pytest.importorskip("face_recognition_models", reason="needs face-recognition-models")
+    models, img, fit = setup
+    lm = np.asarray(ict_model.landmarks)
+    before = vafx.detect_landmarks(img)
+    e0 = vafx.face_descriptor(img)
+    targets = [(0.8, 0.3), (0.0, 0.9), (-0.6, -0.4)]
+    res = vafx.synthesize_batch(img[None], targets, models, ict_model,
+                                fits=jax.tree.map(lambda x: x[None], fit))  # fmt: skip
+    v0 = vafx.model_shape(ict_model, fit.identity, fit.expression)
+    p0 = np.asarray(vafx.image_vertices(v0, fit))[lm, :2]
+    mouth = slice(48, 68)
+    for j, va in enumerate(targets):
+        d = vafx.full_deformation(ict_model, models, vafx.expression_for(models, va)[0])
+        implied = np.asarray(vafx.image_vertices(v0 + d, fit))[lm, :2] - p0
+        moved = vafx.detect_landmarks(res.images[0, j]) - before
+        cos = np.sum(implied[mouth] * moved[mouth]) / np.sqrt(
+            np.sum(implied[mouth] ** 2) * np.sum(moved[mouth] ** 2)
+        )
+        assert cos > 0.4, (va, cos)  # the mouth moves the way the mesh does
+        if va == (0.8, 0.3):  # happiness: both mouth corners go up (y down the image)
+            assert (implied[[48, 54], 1] < -2).all() and (moved[[48, 54], 1] <= -1).all()
+        dist = np.linalg.norm(vafx.face_descriptor(res.images[0, j]) - e0)
+        assert dist < 0.6, (va, dist)  # still the same person for dlib's face recognition
+
+
 def test_topology_mismatch_is_a_clear_error(ict_model, tiny_model, tmp_path):
     g = vafx.synthesize_gallery(
         tmp_path / "t", tiny_model, vafx.SynthConfig(subjects=1, frames=3, region=None)
@@ -105,7 +161,8 @@ stop = int(sys.argv[5])
 def progress(done, total):
     if done == stop:
         os.kill(os.getpid(), signal.SIGKILL)
-augment(sys.argv[1], sys.argv[2], models, model, bins=[45, 55, 67], landmarks_dir=sys.argv[4], progress=progress)
+augment(sys.argv[1], sys.argv[2], models, model, bins=[45, 55, 67], landmarks_dir=sys.argv[4],
+        progress=progress, batch=2)
 """
 
 
@@ -140,14 +197,16 @@ def test_augment_killed_and_restarted_equals_one_run(ict_dir, setup, tmp_path):
         str(tmp_path / "bins.npz"),
         str(tmp_path / "lm"),
     ]
-    r = subprocess.run([sys.executable, "-c", AUGMENT_KILLER, *args, "4"], cwd=tmp_path, env=env)
+    # killed after photo b's first chunk of two bins (the second, one bin padded to two, not done)
+    r = subprocess.run([sys.executable, "-c", AUGMENT_KILLER, *args, "5"], cwd=tmp_path, env=env)
     assert r.returncode == -9
     assert not (tmp_path / "killed" / "manifest.json").exists()
     model = vafx.load_model(str(ict_dir))
+    assert len(list((tmp_path / "killed" / "images").glob("b__*.png"))) == 2
     whole = vafx.augment(tmp_path / "photos", tmp_path / "whole", models, model, bins=[45, 55, 67],
-                         landmarks_dir=tmp_path / "lm")  # fmt: skip
+                         landmarks_dir=tmp_path / "lm", batch=2)  # fmt: skip
     resumed = vafx.augment(tmp_path / "photos", tmp_path / "killed", models, model, bins=[45, 55, 67],
-                           landmarks_dir=tmp_path / "lm")  # fmt: skip
+                           landmarks_dir=tmp_path / "lm", batch=2)  # fmt: skip
     assert whole["images"] == 6 and whole["skipped"] == 1
     assert resumed["files"] == whole["files"]  # same files, same bytes
     labels = (tmp_path / "whole" / "labels.csv").read_text().splitlines()

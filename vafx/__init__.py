@@ -30,6 +30,7 @@ from ._landmarks import (
     NoFaceError,
     detect_in_files,
     detect_landmarks,
+    face_descriptor,
     read_photo,
     read_pts,
     write_pts,
@@ -57,13 +58,15 @@ from ._model._morphable import (
 )
 from ._model._resolve import find_model, load_model, load_model_path
 from ._paths import cache_root, data_root
-from ._render import Rendered, render_face
+from ._render import Rendered, render_face, render_faces
 from ._synthesis import (
+    SynthesisBatch,
     SynthesisConfig,
     SynthesisResult,
     expression_for,
     full_deformation,
     synthesize,
+    synthesize_batch,
 )
 from ._va_space import VAGrid, validate_va
 from ._version import __version__
@@ -71,15 +74,18 @@ from .kernels import ccc, mse, pcc
 
 __all__ = [
     "augment",
+    "SynthesisBatch",
     "SynthesisConfig",
     "SynthesisResult",
     "expression_for",
     "full_deformation",
     "synthesize",
+    "synthesize_batch",
     "detect_in_files",
     "read_photo",
     "Rendered",
     "render_face",
+    "render_faces",
     "Fit",
     "FitConfig",
     "fit_landmarks",
@@ -87,6 +93,7 @@ __all__ = [
     "image_vertices",
     "NoFaceError",
     "detect_landmarks",
+    "face_descriptor",
     "read_pts",
     "write_pts",
     "BinModels",

@@ -31,7 +31,7 @@ import numpy as np
 from ._atomic import atomic_path, atomic_write_text
 from ._errors import DataFileError
 from ._landmarks import NoFaceError, detect_landmarks, read_photo, read_pts
-from ._synthesis import SynthesisConfig, synthesize
+from ._synthesis import SynthesisConfig, synthesize_batch
 from ._version import __version__
 
 __all__ = ["augment"]
@@ -54,6 +54,7 @@ def augment(
     subjects: dict | None = None,
     config: SynthesisConfig = SynthesisConfig(),
     progress: Callable[[int, int], None] | None = None,
+    batch: int = 16,
 ) -> dict:
     """Synthesize every photo at every chosen bin's V-A label.
 
@@ -67,6 +68,9 @@ def augment(
         subjects: photo stem -> subject id for the labels (default: the stem).
         config: :class:`vafx.SynthesisConfig`.
         progress: called with (jobs done, jobs).
+        batch: bins synthesized per compiled call (memory grows with it:
+            about 30 MB per bin for a 1-megapixel photo). A resumed run must
+            use the same value to give the same bytes.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -86,6 +90,8 @@ def augment(
     if bins is None:
         bins = [int(b) for b in np.nonzero(models.status != 2)[0]]
     bins = sorted(int(b) for b in bins)
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
     bad = [b for b in bins if not 0 <= b < models.num_bins]
     if bad:
         raise ValueError(f"bins {bad} are outside 0..{models.num_bins - 1}")
@@ -113,24 +119,37 @@ def augment(
             if progress:
                 progress(done, total)
             continue
-        fit = None
-        for b in bins:
-            stem = f"{photo.stem}__b{b:03d}"
-            if b in todo:
-                lab = models.labels[b]
-                res = synthesize(img, (float(lab[0]), float(lab[1])), models, model,
-                                 landmarks=pts, fit=fit, config=config, name=str(photo))  # fmt: skip
-                fit = res.fit
+        # chunks of `batch` bins per compiled call, a fixed partition of `bins` (so that
+        # a resumed run computes every image in the same company, bit for bit); the
+        # last is padded (repeating its last bin) so one compiled program serves all
+        fits = None
+        size = min(batch, len(bins))
+        for k in range(0, len(bins), size):
+            chunk = bins[k : k + size]
+            if not any(b in todo for b in chunk):
+                done += len(chunk)
+                continue
+            padded = chunk + [chunk[-1]] * (size - len(chunk))
+            res = synthesize_batch(
+                img[None], models.labels[padded], models, model,
+                landmarks=None if fits is not None else np.asarray(pts, np.float32)[None],
+                fits=fits, config=config, names=[str(photo)],
+            )  # fmt: skip
+            fits = res.fits
+            for j, b in enumerate(chunk):
+                if b not in todo:
+                    continue
+                stem = f"{photo.stem}__b{b:03d}"
                 buf = io.BytesIO()
-                iio.imwrite(buf, res.image, extension=".png")
+                iio.imwrite(buf, res.images[0, j], extension=".png")
                 with atomic_path(img_dir / f"{stem}.png") as tmp:
                     tmp.write_bytes(buf.getvalue())
-                side = dict(res.sidecar, image=f"images/{stem}.png", bin=b,
+                side = dict(res.sidecars[0][j], image=f"images/{stem}.png", bin=b,
                             subject=(subjects or {}).get(photo.stem, photo.stem))  # fmt: skip
                 atomic_write_text(
                     img_dir / f"{stem}.json", json.dumps(side, indent=1, sort_keys=True)
                 )
-            done += 1
+            done += len(chunk)
             if progress:
                 progress(done, total)
 

@@ -398,7 +398,7 @@ def _cmd_augment(args) -> int:
     cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed)
     man = augment(
         args.photos, args.output, models, load_model(args.model), bins=bins,
-        landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"),
+        landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"), batch=args.batch,
     )  # fmt: skip
     print(
         f"{man['images']} images in {args.output}; {man['skipped']} photo(s) skipped (see skipped.csv)"
@@ -643,6 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intensity", type=float, default=1.0)
     p.add_argument("--sample", action="store_true", help="sample the bins' blendshape models")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--batch", type=int, default=16, help="bins per compiled call (memory grows with it)"
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.set_defaults(func=_cmd_augment)
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from ._atomic import atomic_path, atomic_write_text
@@ -85,7 +86,7 @@ def run_demo(
     from ._gallery._stats import bin_table, write_histogram_png, write_table_csv
     from ._gallery._synth import SynthConfig, synthesize_gallery
     from ._model._resolve import load_model
-    from ._synthesis import SynthesisConfig, synthesize
+    from ._synthesis import synthesize_batch
     from .kernels.splocs import SplocsParams
 
     t0 = time.perf_counter()
@@ -112,16 +113,11 @@ def run_demo(
     fit = fit_landmarks(m, pts, img.shape[:2])
     yield f"astronaut: landmarks {how}; fit mean error {np.nanmean(np.asarray(fit.residuals)):.2f} px"
     crop = (slice(20, 276), slice(100, 356))  # 256 x 256 around the face
-    cells, sidecars = [], []
-    for a in reversed(levels):  # top row: high arousal
-        row = []
-        for v in levels:
-            res = synthesize(
-                img, (v, a), models, m, fit=fit, config=SynthesisConfig(), name="astronaut"
-            )
-            row.append(res.image[crop])
-            sidecars.append(res.sidecar)
-        cells.append(row)
+    targets = [(v, a) for a in reversed(levels) for v in levels]  # top row: high arousal
+    fits = jax.tree.map(lambda x: x[None], fit)
+    res = synthesize_batch(img[None], targets, models, m, fits=fits, names=["astronaut"])
+    cells = [[res.images[0, r * grid + c][crop] for c in range(grid)] for r in range(grid)]
+    sidecars = res.sidecars[0]
     sheet = contact_sheet(img[crop], cells)
     _write_png(out / "contact_sheet.png", sheet)
     atomic_write_text(out / "contact_sheet.json", json.dumps(

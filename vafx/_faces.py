@@ -22,7 +22,7 @@ import numpy as np
 
 from ._atomic import atomic_path, atomic_write_text
 from ._landmarks import write_pts
-from ._render import _vertex_normals
+from ._render import vertex_normals
 from .kernels.camera import rotation_from_euler
 from .kernels.raster import interpolate, raster_plan, rasterize
 
@@ -85,7 +85,7 @@ def render_gallery_faces(
             size,
             raster_plan(img_v, faces, size, size),
         )
-        n = _vertex_normals(vr, faces)
+        n = np.asarray(vertex_normals(jnp.asarray(vr, jnp.float32), jnp.asarray(faces)))
         light = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
         shade = (0.3 + 0.7 * np.clip(n @ light, 0, 1)).astype(np.float32)
         col = np.asarray(

@@ -1,4 +1,4 @@
-"""Re-rendering a fitted face with a new expression into its photo (section 3.4, step 3).
+"""Re-rendering fitted faces with new expressions into their photos (section 3.4, step 3).
 
 Choice of method (see docs/rendering.md): the deformed mesh is rasterized; every
 covered pixel is mapped back to the same surface point (triangle and
@@ -12,12 +12,20 @@ the neutral view take colours diffused over the mesh from the visible vertices;
 the ICT model's mouth interior (mouth socket, gums and tongue, teeth), which a
 closed-mouth photo never shows, is shaded from base colours matched to the
 photo's skin brightness, darker the deeper it lies behind the lips.
+
+Everything after the fit is one jit-compiled call over a batch of photos and a
+batch of deformations (:func:`render_faces`): the work that depends only on a
+photo's fit (its neutral z-buffer, vertex colours and their diffusion) is done
+once per photo and shared by all its deformations.
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -25,7 +33,7 @@ from ._fitting import Fit, image_vertices
 from ._model._morphable import MorphableModel, model_shape
 from .kernels.raster import interpolate, raster_plan, rasterize, sample_bilinear
 
-__all__ = ["Rendered", "render_face"]
+__all__ = ["Rendered", "render_face", "render_faces", "vertex_normals"]
 
 #: Base colours (linear RGB in [0, 1]) of the ICT mouth interior.
 MOUTH_COLOURS = {
@@ -39,7 +47,7 @@ PHOTO, FILLED, MOUTH = 1, 2, 3
 
 
 class Rendered(NamedTuple):
-    """Output of :func:`render_face`.
+    """Output of :func:`render_face` (of :func:`render_faces`: leading axes [B, T]).
 
     Attributes:
         image: float32[H, W, 3] in [0, 1]: the photo with the re-rendered face.
@@ -56,48 +64,298 @@ class Rendered(NamedTuple):
     source: np.ndarray
 
 
-def _faces_of(model: MorphableModel, names) -> tuple[np.ndarray, np.ndarray]:
+class RenderMesh(NamedTuple):
+    """The part of a model that is rendered, with what the renderer needs of it (a pytree).
+
+    Attributes:
+        faces: int32[F, 3], the photo regions' and mouth interior's triangles.
+        tag: int32[F], region of each: 0 face, 1 eyes, 2 and up mouth interior.
+        used: bool[V], vertices of those triangles.
+        edges: int32[2, E], directed mesh edges (source, destination), by destination.
+        mouth_base: float32[V, 3], the mouth interior's base colours (0 elsewhere).
+        inner: int32[M], the mouth interior's vertices (M may be 0).
+    """
+
+    faces: jax.Array
+    tag: jax.Array
+    used: jax.Array
+    edges: jax.Array
+    mouth_base: jax.Array
+    inner: jax.Array
+
+
+_MESHES: weakref.WeakKeyDictionary | dict = {}
+
+
+def _edges(faces: np.ndarray, n: int) -> np.ndarray:
+    """int32[2, E]: the mesh's directed edges (source, destination), sorted by destination."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    key = np.unique(np.concatenate([e[:, 1] * n + e[:, 0], e[:, 0] * n + e[:, 1]]))
+    return np.stack([key % n, key // n]).astype(np.int32)
+
+
+def render_mesh(model: MorphableModel) -> RenderMesh:
+    """The :class:`RenderMesh` of a model (computed once per model object)."""
+    key = id(model)
+    hit = _MESHES.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
     faces = np.asarray(model.faces)
+    n = model.mean.shape[0]
     out, tags = [], []
-    for i, name in enumerate(names):
+    for i, name in enumerate(PHOTO_REGIONS + tuple(MOUTH_COLOURS)):
         if name not in model.regions:
             continue
-        ids = np.asarray(model.regions[name])
-        sel = np.isin(faces, ids).all(axis=1)
+        sel = np.isin(faces, np.asarray(model.regions[name])).all(axis=1)
         out.append(faces[sel])
-        tags.append(np.full(sel.sum(), i))
-    return np.concatenate(out).astype(np.int32), np.concatenate(tags)
+        tags.append(np.full(sel.sum(), i, np.int32))
+    f = np.concatenate(out).astype(np.int32)
+    used = np.zeros(n, bool)
+    used[f.ravel()] = True
+    base = np.zeros((n, 3), np.float32)
+    inner = []
+    for name, colour in MOUTH_COLOURS.items():
+        if name in model.regions:
+            ids = np.asarray(model.regions[name])
+            base[ids] = colour
+            inner.append(ids)
+    inner = np.unique(np.concatenate(inner)) if inner else np.zeros(0, np.int64)
+    mesh = RenderMesh(
+        jnp.asarray(f),
+        jnp.asarray(np.concatenate(tags)),
+        jnp.asarray(used),
+        jnp.asarray(_edges(f, n)),
+        jnp.asarray(base),
+        jnp.asarray(inner.astype(np.int32)),
+    )
+    if len(_MESHES) > 8:
+        _MESHES.clear()
+    _MESHES[key] = (model, mesh)
+    return mesh
 
 
-def _vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    n = np.zeros_like(v)
+def vertex_normals(vertices: jax.Array, faces: jax.Array) -> jax.Array:
+    """Area-weighted unit vertex normals: float[V, 3] from vertices float[V, 3], faces int[F, 3]."""
+    t = vertices[faces]
+    fn = jnp.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    n = jnp.zeros_like(vertices)
     for k in range(3):
-        np.add.at(n, faces[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        n = n.at[faces[:, k]].add(fn)
+    return n / jnp.maximum(jnp.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
-def _diffuse(
-    colours: np.ndarray, known: np.ndarray, faces: np.ndarray, iters: int = 200
-) -> np.ndarray:
-    """Fill unknown vertex colours by repeated averaging over mesh neighbours (sparse matvecs)."""
-    import scipy.sparse
+def _diffuse(colours, known, edges, iters):
+    """Fill unknown vertex colours by repeated averaging over the neighbours that have one.
 
-    n = len(colours)
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.unique(np.concatenate([e, e[:, ::-1]]), axis=0)
-    adj = scipy.sparse.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
-    c = np.where(known[:, None], colours, 0.0).astype(np.float64)
-    have = known.astype(np.float64)
-    for _ in range(iters):
-        acc = adj @ (c * have[:, None])
-        cnt = adj @ have
+    ``edges`` int32[2, E] (source, destination), sorted by destination.
+    Returns (float[V, 3] colours, bool[V] reached). Vertices more than
+    ``iters`` edges from any known one are not reached.
+    """
+    src, dst = edges[0], edges[1]
+    n = colours.shape[0]
+
+    def body(_, state):
+        c, have = state
+        wh = have[src].astype(c.dtype)
+        cnt = jax.ops.segment_sum(wh, dst, n, indices_are_sorted=True)
+        acc = jax.ops.segment_sum(c[src] * wh[:, None], dst, n, indices_are_sorted=True)
         upd = ~known & (cnt > 0)
-        if not upd.any():
-            break
-        c[upd] = acc[upd] / cnt[upd, None]
-        have = np.where(known | (cnt > 0), 1.0, have)
-    return c
+        c = jnp.where(upd[:, None], acc / jnp.maximum(cnt, 1.0)[:, None], c)
+        return c, have | (cnt > 0)
+
+    return jax.lax.fori_loop(0, iters, body, (jnp.where(known[:, None], colours, 0.0), known))
+
+
+def _inside(uv, h, w):
+    return (
+        (uv[..., 0] >= -0.5)
+        & (uv[..., 0] <= w - 0.5)
+        & (uv[..., 1] >= -0.5)
+        & (uv[..., 1] <= h - 0.5)
+    )
+
+
+def _lookup(buf, uv, h, w):
+    yi = jnp.clip(jnp.rint(uv[..., 1]), 0, h - 1).astype(jnp.int32)
+    xi = jnp.clip(jnp.rint(uv[..., 0]), 0, w - 1).astype(jnp.int32)
+    return buf[yi, xi]
+
+
+class _Canvas(NamedTuple):
+    """What one photo's fit gives every rendering of it."""
+
+    zbuf: jax.Array  # float[H, W], the neutral mesh's z-buffer
+    colours: jax.Array  # float[V, 3], photo colours per vertex, hidden ones diffused
+    skin: jax.Array  # float[3], mean colour of the visible vertices
+
+
+def _canvas(photo, p0, mesh, *, plan, perspective, tol, iters):
+    h, w = photo.shape[:2]
+    fr0 = rasterize(p0, mesh.faces, h, w, plan, perspective=perspective)
+    vis = mesh.used & _inside(p0, h, w) & (jnp.abs(p0[:, 2] - _lookup(fr0.depth, p0, h, w)) <= tol)
+    col = sample_bilinear(photo, p0[:, :2])
+    nvis = jnp.sum(vis)
+    skin = jnp.where(
+        nvis > 0,
+        jnp.sum(jnp.where(vis[:, None], col, 0.0), 0) / jnp.maximum(nvis, 1).astype(col.dtype),
+        jnp.full((3,), 0.6, col.dtype),
+    )
+    filled, reached = _diffuse(col, vis, mesh.edges, iters)
+    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin)
+
+
+def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol, erode):
+    h, w = photo.shape[:2]
+    f = mesh.faces
+    fr1 = rasterize(p1, f, h, w, plan, perspective=perspective)
+    cover = fr1.triangle >= 0
+    # the same surface point on the neutral mesh: its place in the photo and its depth
+    uvz0 = interpolate(p0, f, fr1)
+    seen = (
+        cover
+        & _inside(uvz0, h, w)
+        & (jnp.abs(uvz0[..., 2] - _lookup(canvas.zbuf, uvz0, h, w)) <= tol)
+    )
+    region = jnp.where(cover, mesh.tag[jnp.maximum(fr1.triangle, 0)], -1)
+    n_photo = len(PHOTO_REGIONS)
+    # the mouth interior the photo shows (lips apart in the neutral fit) is sampled
+    # like the skin; only the part it never showed is synthesized
+    mouth = cover & (region >= n_photo) & ~seen
+    sampled = sample_bilinear(photo, uvz0[..., :2])
+    filled = interpolate(canvas.colours, f, fr1)
+
+    # the mouth interior: base colours matched to the skin, shaded, darker when deep
+    match = jnp.clip(jnp.mean(canvas.skin) / 0.6, 0.4, 1.4)
+    lambert = 0.35 + 0.65 * jnp.clip(vertex_normals(v1, f) @ view, 0.0, 1.0)
+    if mesh.inner.shape[0]:
+        front = jnp.percentile(p1[mesh.inner, 2], 2.0)
+    else:
+        front = jnp.zeros((), p1.dtype)
+    depth_span = jnp.maximum(0.08 * jnp.ptp(p1[:, 0]), 1e-6)  # about 2 cm on a head
+    deep = jnp.exp(-jnp.clip(p1[:, 2] - front, 0.0, None) / depth_span)
+    mcol = mesh.mouth_base * match * (lambert * (0.4 + 0.6 * deep))[:, None]
+    mouth_img = interpolate(mcol, f, fr1)
+
+    fill = cover & ~seen & ~mouth
+    out = jnp.where(seen[..., None], sampled, photo)
+    out = jnp.where(fill[..., None], filled, out)
+    out = jnp.where(mouth[..., None], mouth_img, out)
+    source = jnp.zeros((h, w), jnp.int8)
+    source = jnp.where(seen, jnp.int8(PHOTO), source)
+    source = jnp.where(fill, jnp.int8(FILLED), source)
+    source = jnp.where(mouth, jnp.int8(MOUTH), source)
+    mask = cover & (region == 0) | mouth | (cover & (region == 1))
+    for _ in range(erode):
+        p = jnp.pad(mask, 1)
+        mask = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return Rendered(jnp.clip(out, 0.0, 1.0), cover, mask, source)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("plan", "camera", "tol", "erode", "iters", "sequential"),
+)
+def _render_batch(photos, v0, fits, deformations, mesh, *, plan, camera, tol, erode, iters,
+                  sequential):  # fmt: skip
+    """photos [B, H, W, 3], v0 [B, V, 3], fits (B), deformations [B, T, V, 3] -> [B * T] outputs."""
+    persp = camera == "perspective"
+    b, t = deformations.shape[:2]
+    p0 = jax.vmap(lambda v, fi: image_vertices(v, fi, camera))(v0, fits)
+
+    def canvas(args):
+        photo, p = args
+        return _canvas(photo, p, mesh, plan=plan, perspective=persp, tol=tol, iters=iters)
+
+    def one(i):
+        k, j = i // t, i % t
+        fit = jax.tree.map(lambda x: x[k], fits)
+        v1 = v0[k] + deformations[k, j]
+        p1 = image_vertices(v1, fit, camera)
+        view = fit.rotation[2]  # towards the camera, in model space
+        cv = jax.tree.map(lambda x: x[k], canvases)
+        return _render_one(photos[k], p0[k], v1, p1, view, cv, mesh, plan=plan,
+                           perspective=persp, tol=tol, erode=erode)  # fmt: skip
+
+    if sequential:  # CPU: one image's working set stays in cache
+        canvases = jax.lax.map(canvas, (photos, p0))
+        return jax.lax.map(one, jnp.arange(b * t))
+    canvases = jax.vmap(lambda a, c: canvas((a, c)))(photos, p0)
+    return jax.vmap(one)(jnp.arange(b * t))
+
+
+@functools.partial(jax.jit, static_argnames=("camera",))
+def _image_vertices(v0, fits, deformations, *, camera):
+    p0 = jax.vmap(lambda v, fi: image_vertices(v, fi, camera))(v0, fits)
+    p1 = jax.vmap(lambda v, fi, d: jax.vmap(lambda dd: image_vertices(v + dd, fi, camera))(d))(
+        v0, fits, deformations
+    )
+    return p0, p1
+
+
+def render_faces(
+    photos,
+    model: MorphableModel,
+    fits: Fit,
+    deformations=None,
+    *,
+    camera: str = "orthographic",
+    erode: int = 2,
+    depth_tolerance: float = 1.5,
+    diffusion_steps: int = 32,
+) -> Rendered:
+    """Re-render B fitted photos, each with T deformations, in one compiled call.
+
+    Args:
+        photos: uint8 or float[B, H, W, 3] (float in [0, 1]), one image size.
+        model: the morphable model the fits used.
+        fits: their :class:`vafx.Fit` with a leading axis B (``fit_landmarks``
+            on a batch).
+        deformations: float[T, n, 3] vertex offsets in model units applied to
+            every photo, or float[B, T, n, 3] per photo; None renders the fits
+            as they are (T = 1).
+        camera: the fits' camera.
+        erode: pixels taken off the coverage for the blend mask.
+        depth_tolerance: a surface point counts as visible in the photo when
+            its neutral depth is within this of the neutral z-buffer (pixels
+            for the orthographic camera, model units for perspective).
+        diffusion_steps: mesh edges over which the colours of visible
+            vertices spread to hidden ones; farther ones take the skin's mean.
+
+    Returns:
+        :class:`Rendered` with leading axes [B, T] (numpy arrays).
+    """
+    img = np.asarray(photos)
+    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+    if img.ndim != 4 or img.shape[3] < 3:
+        raise ValueError(f"photos: expected (B, H, W, 3), got {img.shape}")
+    img = img[..., :3]
+    b, h, w = img.shape[:3]
+    lead = np.shape(np.asarray(fits.scale))
+    if lead != (b,):
+        raise ValueError(f"fits: expected a batch of {b} fits, got leading shape {lead}")
+    n = model.mean.shape[0]
+    if deformations is None:
+        d = np.zeros((b, 1, n, 3), np.float32)
+    else:
+        d = np.asarray(deformations, np.float32)
+        if d.ndim == 3:
+            d = np.broadcast_to(d[None], (b, *d.shape))
+        if d.ndim != 4 or d.shape[0] != b or d.shape[2:] != (n, 3):
+            raise ValueError(
+                f"deformations: expected (T, {n}, 3) or ({b}, T, {n}, 3), got {np.shape(deformations)}"
+            )
+    t = d.shape[1]
+    mesh = render_mesh(model)
+    v0 = jax.vmap(lambda a, e: model_shape(model, a, e))(fits.identity, fits.expression)
+    d = jnp.asarray(d)
+    p0, p1 = _image_vertices(v0, fits, d, camera=camera)
+    plan = raster_plan(jnp.concatenate([p0, p1.reshape(b * t, n, 3)]), mesh.faces, h, w)
+    out = _render_batch(
+        jnp.asarray(img), v0, fits, d, mesh, plan=plan, camera=camera,
+        tol=float(depth_tolerance), erode=int(erode), iters=int(diffusion_steps),
+        sequential=jax.default_backend() == "cpu",
+    )  # fmt: skip
+    return Rendered(*(np.asarray(x).reshape(b, t, *x.shape[1:]) for x in out))
 
 
 def render_face(
@@ -109,8 +367,9 @@ def render_face(
     camera: str = "orthographic",
     erode: int = 2,
     depth_tolerance: float = 1.5,
+    diffusion_steps: int = 32,
 ) -> Rendered:
-    """Re-render the fitted face with an added deformation into its photo.
+    """Re-render one fitted face with an added deformation into its photo.
 
     Args:
         photo: uint8 or float[H, W, 3] (float in [0, 1]).
@@ -118,108 +377,16 @@ def render_face(
         fit: its :class:`vafx.Fit` (one image).
         deformation: float[n, 3] vertex offsets in model units (e.g. a bin's
             mean expression mapped onto the model); None renders the fit as is.
-        camera: the fit's camera.
-        erode: pixels taken off the coverage for the blend mask.
-        depth_tolerance: a surface point counts as visible in the photo when
-            its neutral depth is within this of the neutral z-buffer (pixels
-            for the orthographic camera, model units for perspective).
+        camera, erode, depth_tolerance, diffusion_steps: as :func:`render_faces`.
 
     Returns:
         :class:`Rendered`.
     """
     img = np.asarray(photo)
-    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
     if img.ndim != 3 or img.shape[2] < 3:
         raise ValueError(f"photo: expected (H, W, 3), got {img.shape}")
-    img = img[..., :3]
-    h, w = img.shape[:2]
-    persp = camera == "perspective"
-    v0 = np.asarray(model_shape(model, fit.identity, fit.expression))
-    v1 = v0 if deformation is None else v0 + np.asarray(deformation, np.float32)
-    names = PHOTO_REGIONS + tuple(MOUTH_COLOURS)
-    faces, tag = _faces_of(model, names)
-    n_photo = len(PHOTO_REGIONS)
-    p0 = np.asarray(image_vertices(jnp.asarray(v0), fit, camera))
-    p1 = np.asarray(image_vertices(jnp.asarray(v1), fit, camera))
-    f = jnp.asarray(faces)
-    plan = raster_plan(np.stack([p0, p1]), faces, h, w)
-    fr0 = rasterize(jnp.asarray(p0), f, h, w, plan, perspective=persp)
-    fr1 = rasterize(jnp.asarray(p1), f, h, w, plan, perspective=persp)
-    tri1 = np.asarray(fr1.triangle)
-    cover = tri1 >= 0
-    # the same surface point on the neutral mesh: its place in the photo and its depth
-    uvz0 = np.asarray(interpolate(jnp.asarray(p0), f, fr1))
-    z_buf0 = np.asarray(fr0.depth)
-    yi = np.clip(np.rint(uvz0[..., 1]).astype(int), 0, h - 1)
-    xi = np.clip(np.rint(uvz0[..., 0]).astype(int), 0, w - 1)
-    inside = (
-        (uvz0[..., 0] >= -0.5)
-        & (uvz0[..., 0] <= w - 0.5)
-        & (uvz0[..., 1] >= -0.5)
-        & (uvz0[..., 1] <= h - 0.5)
-    )
-    seen = cover & inside & (np.abs(uvz0[..., 2] - z_buf0[yi, xi]) <= depth_tolerance)
-    region = np.where(cover, tag[np.maximum(tri1, 0)], -1)
-    # the mouth interior the photo shows (lips apart in the neutral fit) is sampled
-    # like the skin; only the part it never showed is synthesized
-    mouth = cover & (region >= n_photo) & ~seen
-    sampled = np.asarray(sample_bilinear(jnp.asarray(img), jnp.asarray(uvz0[..., :2])))
-
-    # colours of surface the photo never showed: diffused from visible vertices
-    n = len(v0)
-    photo_faces = faces
-    pv = p0[:, :2]
-    vy = np.clip(np.rint(pv[:, 1]).astype(int), 0, h - 1)
-    vx = np.clip(np.rint(pv[:, 0]).astype(int), 0, w - 1)
-    used = np.zeros(n, bool)
-    used[photo_faces.ravel()] = True
-    vis = (
-        used
-        & (np.abs(p0[:, 2] - z_buf0[vy, vx]) <= depth_tolerance)
-        & (pv[:, 0] >= 0)
-        & (pv[:, 0] < w)
-        & (pv[:, 1] >= 0)
-        & (pv[:, 1] < h)
-    )
-    vcol = np.zeros((n, 3), np.float32)
-    vcol[vis] = np.asarray(sample_bilinear(jnp.asarray(img), jnp.asarray(pv[vis])))
-    vcol = _diffuse(vcol, vis, photo_faces).astype(np.float32)
-    filled = np.asarray(interpolate(jnp.asarray(vcol), f, fr1))
-
-    # the mouth interior: base colours, matched to the skin, shaded, darker when deep
-    skin = vcol[vis].mean(axis=0) if vis.any() else np.full(3, 0.6, np.float32)
-    match = np.clip(skin.mean() / 0.6, 0.4, 1.4)
-    base = np.zeros((n, 3), np.float32)
-    for i, name in enumerate(MOUTH_COLOURS):
-        if name in model.regions:
-            base[np.asarray(model.regions[name])] = np.asarray(MOUTH_COLOURS[name]) * match
-    normals = _vertex_normals(v1, faces)
-    view = np.array([0.0, 0.0, 1.0]) @ np.asarray(fit.rotation)  # towards the camera, model space
-    lambert = 0.35 + 0.65 * np.clip(normals @ view, 0.0, 1.0)
-    inner = np.concatenate(
-        [np.asarray(model.regions[k]) for k in MOUTH_COLOURS if k in model.regions]
-        or [np.arange(0)]
-    )
-    front = np.percentile(p1[inner, 2], 2) if len(inner) else 0.0
-    depth_span = max(0.08 * np.ptp(p1[:, 0]), 1e-6)  # about 2 cm on a head
-    deep = np.exp(-np.clip(p1[:, 2] - front, 0, None) / depth_span)
-    mcol = base * (lambert * (0.4 + 0.6 * deep))[:, None]
-    mouth_img = np.asarray(interpolate(jnp.asarray(mcol.astype(np.float32)), f, fr1))
-
-    out = img.copy()
-    fill = cover & ~seen & ~mouth
-    out[seen] = sampled[seen]
-    out[fill] = filled[fill]
-    out[mouth] = mouth_img[mouth]
-    source = np.zeros((h, w), np.int8)
-    source[seen], source[fill], source[mouth] = PHOTO, FILLED, MOUTH
-    face_cov = cover & (region == 0) | mouth | (cover & (region == 1))
-    mask = face_cov.copy()
-    for _ in range(erode):
-        m = mask.copy()
-        m[1:] &= mask[:-1]
-        m[:-1] &= mask[1:]
-        m[:, 1:] &= mask[:, :-1]
-        m[:, :-1] &= mask[:, 1:]
-        mask = m
-    return Rendered(np.clip(out, 0.0, 1.0), cover, mask, source)
+    fits = jax.tree.map(lambda x: jnp.asarray(x)[None], fit)
+    d = None if deformation is None else np.asarray(deformation, np.float32)[None]
+    r = render_faces(img[None], model, fits, d, camera=camera, erode=erode,
+                     depth_tolerance=depth_tolerance, diffusion_steps=diffusion_steps)  # fmt: skip
+    return Rendered(*(x[0, 0] for x in r))
