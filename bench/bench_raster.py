@@ -23,7 +23,7 @@ import trimesh
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _timing import median_seconds, report  # noqa: E402
-from vafx.kernels.raster import raster_plan, rasterize, soft_margin, soft_rasterize, tile_capacity  # noqa: E402
+from vafx.kernels.raster import raster_plan, rasterize, soft_plan, soft_rasterize  # noqa: E402
 
 import vafx  # noqa: E402
 
@@ -106,7 +106,7 @@ def main():
     print(f"ICT face, batch of 16 views at 512^2: {t / 16 * 1e3:.2f} ms per image")
     small = to_image(face.vertices, 256)
     col = jnp.asarray(np.random.default_rng(0).uniform(size=(face.num_vertices, 3)), jnp.float32)
-    cap = tile_capacity(small, f, 256, 256, soft_margin(1.0))
+    cap = soft_plan(small, f, 256, 256, 1.0)
 
     def loss(v, c):
         rgb, sil = soft_rasterize(v, f, c, 256, 256, cap, sigma=1.0, gamma=1e-2)
@@ -118,7 +118,7 @@ def main():
     fwd = jax.jit(loss)
     t_f = median_seconds(lambda: fwd(vs, col))
     print(
-        f"soft rasterizer, ICT face at 256^2: forward {t_f * 1e3:.1f} ms, forward + backward {t * 1e3:.1f} ms (capacity {cap})"
+        f"soft rasterizer, ICT face at 256^2: forward {t_f * 1e3:.1f} ms, forward + backward {t * 1e3:.1f} ms (tile buckets (capacity, tiles): {cap.buckets})"
     )
 
 

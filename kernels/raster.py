@@ -12,8 +12,9 @@ a face mesh) straight into the z-buffer (a scatter-min of depths, then of ids
 among the nearest); larger triangles go through tiles: the image is cut into
 square tiles, every tile lists the large triangles whose bounding box overlaps
 it, and each of its pixels tests only that list. :func:`soft_rasterize` tiles
-every triangle, boxes grown by the soft margin. List lengths (``capacity``) are
-static; :func:`tile_capacity` counts the longest list on the host first.
+every triangle, boxes grown by the soft margin, with tiles bucketed by how many
+triangles touch them. List lengths are static: :func:`raster_plan` and
+:func:`soft_plan` count them on the host first.
 
 - :func:`rasterize`: per pixel the nearest triangle, its perspective-correct
   barycentrics and depth (back faces optionally culled).
@@ -38,11 +39,13 @@ from jax import Array
 __all__ = [
     "Fragments",
     "RasterPlan",
+    "SoftPlan",
     "interpolate",
     "raster_plan",
     "rasterize",
     "sample_bilinear",
     "soft_margin",
+    "soft_plan",
     "soft_rasterize",
     "tile_capacity",
     "tile_size",
@@ -77,20 +80,53 @@ def _tile_boxes(height, width, tile):
     return ty, tx, yy.reshape(-1), xx.reshape(-1)
 
 
-LEVELS = (4, 8, 16)  # scatter levels: triangles whose pixel box fits in k x k
-SMALL = LEVELS[-1]
+SIDES = (2, 4, 8, 16)  # scatter groups: triangles whose pixel box fits in kx x ky
+SMALL = SIDES[-1]
+GROUPS = tuple((kx, ky) for ky in SIDES for kx in SIDES)
+
+
+def _extents(verts, faces):
+    """float[F, 2]: the sides (x, y) of the triangle's pixel-centre bounding box (inf if not finite)."""
+    uv = verts[faces][..., :2]
+    ext = jnp.floor(jnp.max(uv, axis=1)) - jnp.ceil(jnp.min(uv, axis=1)) + 1
+    return jnp.where(jnp.isfinite(ext), ext, jnp.inf)
 
 
 def _extent(verts, faces):
-    """int[F]: the larger side of the triangle's pixel-centre bounding box."""
-    uv = verts[faces][..., :2]
-    ext = jnp.floor(jnp.max(uv, axis=1)) - jnp.ceil(jnp.min(uv, axis=1)) + 1
-    return jnp.max(jnp.where(jnp.isfinite(ext), ext, jnp.inf), axis=1)
+    """float[F]: the larger side of the triangle's pixel-centre bounding box."""
+    return jnp.max(_extents(verts, faces), axis=1)
+
+
+def _group(verts, faces):
+    """int32[F]: the scatter group of each triangle (index into GROUPS), len(GROUPS) if too large."""
+    ext = _extents(verts, faces)
+    sides = jnp.asarray(SIDES, ext.dtype)
+    gx = jnp.searchsorted(sides, ext[:, 0])  # first side >= the extent
+    gy = jnp.searchsorted(sides, ext[:, 1])
+    small = (gx < len(SIDES)) & (gy < len(SIDES))
+    return jnp.where(small, gy * len(SIDES) + gx, len(GROUPS)).astype(jnp.int32)
 
 
 def _small(verts, faces):
     """bool[F]: the triangle's pixel-centre bounding box fits in SMALL x SMALL."""
     return _extent(verts, faces) <= SMALL
+
+
+def _boxes(verts, faces, margin):
+    """Triangle bounding boxes grown by margin px: (lo float[F, 2], hi float[F, 2], finite bool[F])."""
+    tri = verts[faces]
+    lo = jnp.min(tri[..., :2], axis=1) - margin
+    hi = jnp.max(tri[..., :2], axis=1) + margin
+    return lo, hi, jnp.all(jnp.isfinite(tri), axis=(1, 2))
+
+
+def _touching(boxes, y0, x0, tile):
+    """bool[F]: the boxes overlapping the tile whose first pixel centre is (y0, x0)."""
+    lo, hi, ok = boxes
+    y0, x0 = y0.astype(lo.dtype), x0.astype(lo.dtype)
+    oy = (hi[:, 1] >= y0) & (lo[:, 1] <= y0 + tile - 1)
+    ox = (hi[:, 0] >= x0) & (lo[:, 0] <= x0 + tile - 1)
+    return oy & ox & ok
 
 
 def _overlap(verts, faces, height, width, tile, margin, only_large=False):
@@ -121,8 +157,8 @@ class RasterPlan(NamedTuple):
     """Static sizes for :func:`rasterize` (hashable): from :func:`raster_plan`.
 
     Attributes:
-        levels: capacity of each scatter level after the first (triangles with
-            boxes up to 8 and up to 16 pixels; powers of two, or 0).
+        levels: capacity of each scatter group (triangles whose pixel box fits
+            in kx x ky, for the (kx, ky) of ``GROUPS``; powers of two, or 0).
         large: capacity for triangles too large to scatter (power of two, or 0).
         per_tile: capacity of a tile's list of them (power of two, or 0).
     """
@@ -134,9 +170,8 @@ class RasterPlan(NamedTuple):
 
 @jax.jit
 def _level_counts(verts, faces):
-    ext = _extent(verts, faces)
-    edges = (*LEVELS, jnp.inf)
-    return jnp.stack([jnp.sum((ext > lo) & (ext <= hi)) for lo, hi in zip(edges[:-1], edges[1:])])
+    """int[len(GROUPS) + 1]: triangles per scatter group, then those too large to scatter."""
+    return jnp.bincount(_group(verts, faces), length=len(GROUPS) + 1)
 
 
 _level_counts_batch = jax.jit(jax.vmap(_level_counts, in_axes=(0, None)))
@@ -152,7 +187,7 @@ def raster_plan(verts, faces, height: int, width: int) -> RasterPlan:
     f = jnp.asarray(faces)
     vs = v if v.ndim == 3 else v[None]
     counts = np.max(np.asarray(_level_counts_batch(vs, f)), axis=0)
-    levels = tuple(_pow2(int(c), 64) for c in counts[:-1])
+    levels = tuple(_pow2(int(c), 16) for c in counts[:-1])
     large = int(counts[-1])
     if large == 0:
         return RasterPlan(levels, 0, 0)
@@ -162,11 +197,10 @@ def raster_plan(verts, faces, height: int, width: int) -> RasterPlan:
 def tile_capacity(verts, faces, height: int, width: int, margin: float | None = None) -> int:
     """The static tile-list length that holds every tile's triangles (a power of two, >= 8).
 
-    Runs on the host before the rasterizers; for a batch (verts [B, V, 3]) it
-    returns the largest over the images. ``margin=None`` sizes the lists of
-    :func:`rasterize` (only triangles too large to scatter go through tiles);
-    a number sizes those of :func:`soft_rasterize` (every triangle, boxes grown
-    by the margin: pass ``soft_margin(sigma)``).
+    Runs on the host before :func:`rasterize`; for a batch (verts [B, V, 3])
+    it returns the largest over the images. ``margin=None`` counts only the
+    triangles too large to scatter (those :func:`rasterize` tiles); a number
+    counts every triangle, boxes grown by the margin in pixels.
     """
     tile = tile_size(height, width)
     v = jnp.asarray(verts)
@@ -176,11 +210,6 @@ def tile_capacity(verts, faces, height: int, width: int, margin: float | None = 
     vs = v if v.ndim == 3 else v[None]
     m = int(jnp.max(_max_per_tile_batch(vs, f, height, width, tile, mg, only_large)))
     return max(8, 1 << math.ceil(math.log2(max(m, 1))))
-
-
-def _tile_lists(verts, faces, height, width, tile, capacity, margin, only_large=False):
-    ov = _overlap(verts, faces, height, width, tile, margin, only_large)
-    return jax.vmap(lambda row: jnp.nonzero(row, size=capacity, fill_value=-1)[0])(ov)
 
 
 def _edge_setup(tri2):
@@ -256,43 +285,47 @@ def rasterize(
     usable = (area_all != 0) & front & jnp.all(jnp.isfinite(tri_all), axis=(1, 2))
 
     # 1. small triangles (all of a face mesh at 512 x 512): each scatters the
-    #    depths of the pixel centres in its box; boxes of 4, 8 or 16 pixels
-    ext = _extent(verts, faces)
-    fids_all = jnp.arange(faces.shape[0], dtype=jnp.int32)
-    groups = [(LEVELS[0], fids_all, ext <= LEVELS[0])]
-    for k, (lo_k, hi_k) in enumerate(zip(LEVELS[:-1], LEVELS[1:])):
-        if plan.levels[k]:
-            sel = jnp.nonzero((ext > lo_k) & (ext <= hi_k), size=plan.levels[k], fill_value=-1)[0]
-            groups.append((hi_k, sel, sel >= 0))
+    #    depths of the pixel centres of its box, in groups of kx x ky boxes;
+    #    edge functions and depth are planes, stepped from the box's corner
+    group = _group(verts, faces)
     flats, depths, idss = [], [], []
-    for size, fid, member in groups:
-        t = tri_all[jnp.maximum(fid, 0)]
+    for (kx, ky), cap in zip(GROUPS, plan.levels):
+        if not cap:
+            continue
+        fid = jnp.nonzero(group == GROUPS.index((kx, ky)), size=cap, fill_value=-1)[0]
+        member = fid >= 0
+        fid = jnp.maximum(fid, 0)
+        t = tri_all[fid]
         a, b, c, area = a_all[fid], b_all[fid], c_all[fid], area_all[fid]
         lo = jnp.ceil(jnp.min(t[..., :2], axis=1))  # [G, 2] first pixel centre
-        off = jnp.arange(size, dtype=dtype)
-        cx = lo[:, 0, None, None] + off[None, None, :]
-        cy = lo[:, 1, None, None] + off[None, :, None]
-        p = jnp.stack(jnp.broadcast_arrays(cx, cy), -1).reshape(fid.shape[0], size * size, 1, 2)
-        w = _bary(p, a[:, None, None], b[:, None, None], c[:, None, None], area[:, None, None])[
-            :, :, 0
-        ]
-        z = t[:, None, :, 2]
+        w0 = _bary(lo[:, None], a[:, None], b[:, None], c[:, None], area[:, None])[:, 0]
+        safe = jnp.where(area != 0, area, 1.0)[:, None]
+        # d w_i / dx and d w_i / dy of the three edge functions ([G, 3] each)
+        gx = jnp.stack([b[:, 1] - c[:, 1], c[:, 1] - a[:, 1], a[:, 1] - b[:, 1]], -1) / safe
+        gy = jnp.stack([c[:, 0] - b[:, 0], a[:, 0] - c[:, 0], b[:, 0] - a[:, 0]], -1) / safe
+        ox = jnp.arange(kx, dtype=dtype)
+        oy = jnp.arange(ky, dtype=dtype)
+        w = (
+            w0[:, None, None, :]
+            + oy[None, :, None, None] * gy[:, None, None, :]
+            + ox[None, None, :, None] * gx[:, None, None, :]
+        )  # [G, ky, kx, 3]
+        z = t[:, None, None, :, 2]
         d = 1.0 / jnp.sum(w / z, -1) if perspective else jnp.sum(w * z, -1)
-        px = p[:, :, 0, 0].astype(jnp.int32)
-        py = p[:, :, 0, 1].astype(jnp.int32)
-        ok = (member & usable[jnp.maximum(fid, 0)])[:, None] & jnp.all(w >= 0, -1)
+        px = lo[:, 0, None, None].astype(jnp.int32) + jnp.arange(kx, dtype=jnp.int32)[None, None]
+        py = lo[:, 1, None, None].astype(jnp.int32) + jnp.arange(ky, dtype=jnp.int32)[None, :, None]
+        ok = (member & usable[fid])[:, None, None] & jnp.all(w >= 0, -1)
         ok = ok & (px >= 0) & (px < width) & (py >= 0) & (py < height)
         flats.append(jnp.where(ok, py * width + px, height * width).reshape(-1))
         depths.append(jnp.where(ok, d, jnp.inf).reshape(-1))
-        idss.append(jnp.broadcast_to(jnp.maximum(fid, 0)[:, None], ok.shape).reshape(-1))
-    flat, depth, ids = jnp.concatenate(flats), jnp.concatenate(depths), jnp.concatenate(idss)
-    zbuf = jnp.full((height * width,), jnp.inf, dtype).at[flat].min(depth, mode="drop")
-    win = jnp.isfinite(depth) & (depth <= zbuf.at[flat].get(mode="fill", fill_value=-jnp.inf))
-    idbuf = (
-        jnp.full((height * width,), -1, jnp.int32)
-        .at[flat]
-        .max(jnp.where(win, ids, -1), mode="drop")
-    )
+        idss.append(jnp.broadcast_to(fid[:, None, None], ok.shape).reshape(-1))
+    zbuf = jnp.full((height * width,), jnp.inf, dtype)
+    idbuf = jnp.full((height * width,), -1, jnp.int32)
+    if flats:
+        flat, depth, ids = jnp.concatenate(flats), jnp.concatenate(depths), jnp.concatenate(idss)
+        zbuf = zbuf.at[flat].min(depth, mode="drop")
+        win = jnp.isfinite(depth) & (depth <= zbuf.at[flat].get(mode="fill", fill_value=-jnp.inf))
+        idbuf = idbuf.at[flat].max(jnp.where(win, ids, -1), mode="drop")
 
     # 2. large triangles: tiles, each testing the large triangles overlapping it
     zs = zbuf.reshape(height, width)
@@ -301,7 +334,7 @@ def rasterize(
     if plan.large:
         tile = tile_size(height, width)
         ty, tx, ty0, tx0 = _tile_boxes(height, width, tile)
-        large = jnp.nonzero((ext > SMALL) & usable, size=plan.large, fill_value=-1)[0]
+        large = jnp.nonzero((group == len(GROUPS)) & usable, size=plan.large, fill_value=-1)[0]
         lfaces = faces[jnp.maximum(large, 0)]
         ov = _overlap(verts, lfaces, height, width, tile, 0.0) & (large >= 0)[None, :]
         lists = jax.vmap(lambda row: jnp.nonzero(row, size=plan.per_tile, fill_value=-1)[0])(ov)
@@ -387,16 +420,70 @@ def _point_triangle_dist2(p, a, b, c):
     return jnp.minimum(jnp.minimum(seg(a, b), seg(b, c)), seg(c, a))
 
 
-@functools.partial(
-    jax.jit, static_argnames=("height", "width", "capacity", "sigma", "gamma", "eps")
-)
+SOFT_TILE = 4  # soft rasterizer tile side: small tiles keep the lists near their pixels
+_PAIRS_PER_STEP = 1 << 15  # pixel-triangle pairs the soft rasterizer handles per loop step
+
+
+class SoftPlan(NamedTuple):
+    """Static tile buckets for :func:`soft_rasterize` (hashable): from :func:`soft_plan`.
+
+    Tiles are ranked by how many triangles (boxes grown by the soft margin)
+    overlap them, most first; consecutive ranks share a list length.
+
+    Attributes:
+        buckets: ((capacity, tiles), ...): list length (a power of two) and
+            number of tiles of each bucket; tiles no triangle touches are left out.
+        margin: the soft margin in pixels the counts used.
+    """
+
+    buckets: tuple[tuple[int, int], ...]
+    margin: float
+
+
+def _counts(boxes, ty0, tx0, tile):
+    """int[T]: boxes overlapping each tile (a few tiles at a time: memory stays bounded)."""
+    return jax.lax.map(
+        lambda o: jnp.sum(_touching(boxes, o[0], o[1], tile)), (ty0, tx0), batch_size=64
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "tile"))
+def _tile_counts(verts, faces, height, width, tile, margin):
+    """int[B, T]: triangles overlapping each tile, per image of a batch [B, V, 3]."""
+    _, _, ty0, tx0 = _tile_boxes(height, width, tile)
+    return jax.lax.map(lambda v: _counts(_boxes(v, faces, margin), ty0, tx0, tile), verts)
+
+
+def soft_plan(verts, faces, height: int, width: int, sigma: float = 1.0) -> SoftPlan:
+    """Count on the host what :func:`soft_rasterize` must hold (for a batch [B, V, 3]: the largest).
+
+    Every tile gets a list as long as the power of two above its own count
+    (ranked, so that a batch shares the buckets), instead of all tiles the
+    longest: work follows the triangles actually near each tile.
+    """
+    margin = soft_margin(sigma)
+    v = jnp.asarray(verts)
+    vs = v if v.ndim == 3 else v[None]
+    counts = np.asarray(_tile_counts(vs, jnp.asarray(faces), height, width, SOFT_TILE, margin))
+    envelope = np.sort(counts, axis=1)[:, ::-1].max(axis=0)  # per rank, the largest
+    buckets: list[list[int]] = []
+    for c in envelope[envelope > 0]:
+        cap = _pow2(int(c), 8)
+        if buckets and buckets[-1][0] == cap:
+            buckets[-1][1] += 1
+        else:
+            buckets.append([cap, 1])
+    return SoftPlan(tuple((c, n) for c, n in buckets), margin)
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "plan", "sigma", "gamma", "eps"))
 def soft_rasterize(
     verts: Array,
     faces: Array,
     colors: Array,
     height: int,
     width: int,
-    capacity: int,
+    plan: SoftPlan,
     *,
     sigma: float = 1.0,
     gamma: float = 1e-2,
@@ -411,8 +498,7 @@ def soft_rasterize(
         faces: int32[F, 3].
         colors: float[V, C] per-vertex colours (interpolated inside triangles).
         height, width: image size (static).
-        capacity: tile list length from :func:`tile_capacity` with
-            ``margin=soft_margin(sigma)`` (static).
+        plan: tile buckets from :func:`soft_plan` with the same ``sigma`` (static).
         sigma: sharpness in squared pixels: D = sigmoid(+-d^2 / sigma) (static).
         gamma: depth temperature of the aggregation (static).
         background: float[C] (default zeros).
@@ -421,16 +507,16 @@ def soft_rasterize(
     Returns:
         (float[H, W, C] colours, float[H, W] silhouette).
     """
-    tile = tile_size(height, width)
+    tile = SOFT_TILE
     ty, tx, ty0, tx0 = _tile_boxes(height, width, tile)
-    margin = soft_margin(sigma)
-    lists = _tile_lists(verts, faces, height, width, tile, capacity, margin)
+    boxes = _boxes(verts, faces, plan.margin)
+    order = jnp.argsort(-_counts(boxes, ty0, tx0, tile), stable=True)  # most triangles first
     zmin, zmax = jnp.min(verts[:, 2]), jnp.max(verts[:, 2])
     zn = (zmax - verts[:, 2]) / jnp.maximum(zmax - zmin, 1e-12)  # 1 near, 0 far
     bg = jnp.zeros((colors.shape[1],), colors.dtype) if background is None else background
 
-    def one_tile(args):
-        lst, y0, x0 = args
+    def one_tile(cap, y0, x0):
+        lst = jnp.nonzero(_touching(boxes, y0, x0, tile), size=cap, fill_value=-1)[0]
         valid = lst >= 0
         f = faces[jnp.maximum(lst, 0)]
         tri = verts[f]
@@ -453,9 +539,20 @@ def soft_rasterize(
         sil = 1.0 - jnp.prod(1.0 - prob, axis=1)
         return rgb, sil
 
-    # remat: the backward pass recomputes a tile instead of storing every tile's
-    # [pixels x triangles] intermediates (memory bounded by one tile)
-    rgb, sil = jax.lax.map(jax.checkpoint(one_tile), (lists, ty0, tx0))
+    rgb = jnp.broadcast_to(bg.astype(verts.dtype), (ty * tx, tile * tile, colors.shape[1]))
+    sil = jnp.zeros((ty * tx, tile * tile), verts.dtype)
+    start = 0
+    for cap, n in plan.buckets:
+        tiles = order[start : start + n]
+        start += n
+        # remat: the backward pass recomputes a tile instead of storing every tile's
+        # [pixels x triangles] intermediates (memory bounded by one step); a few
+        # small tiles per step (vmapped), so that each step does enough work
+        per_step = max(1, min(n, _PAIRS_PER_STEP // (cap * tile * tile)))
+        step = jax.checkpoint(functools.partial(one_tile, cap))
+        r, s_ = jax.lax.map(lambda o: step(*o), (ty0[tiles], tx0[tiles]), batch_size=per_step)
+        rgb = rgb.at[tiles].set(r)
+        sil = sil.at[tiles].set(s_)
 
     return _untile(rgb, ty, tx, tile, height, width), _untile(sil, ty, tx, tile, height, width)
 

@@ -15,9 +15,8 @@ from vafx.kernels.raster import (
     raster_plan,
     rasterize,
     sample_bilinear,
-    soft_margin,
+    soft_plan,
     soft_rasterize,
-    tile_capacity,
 )
 
 
@@ -132,7 +131,7 @@ def test_soft_tends_to_hard_and_gradients_pass():
     want = np.asarray(interpolate(jnp.asarray(col), jnp.asarray(f), hard))
     cover = np.asarray(hard.triangle) >= 0
     sigma = 1e-3
-    cap = tile_capacity(v, f, 32, 32, soft_margin(sigma))
+    cap = soft_plan(v, f, 32, 32, sigma)
     rgb, sil = soft_rasterize(
         jnp.asarray(v), jnp.asarray(f), jnp.asarray(col), 32, 32, cap, sigma=sigma, gamma=1e-4
     )
@@ -145,7 +144,7 @@ def test_soft_tends_to_hard_and_gradients_pass():
     assert close[cover & far].mean() > 0.97
     assert (np.asarray(sil)[~cover] < 0.5).mean() > 0.97
 
-    cap = tile_capacity(v, f, 32, 32, soft_margin(4.0))
+    cap = soft_plan(v, f, 32, 32, 4.0)
 
     def loss(verts, colors):
         img, s = soft_rasterize(verts, jnp.asarray(f), colors, 32, 32, cap, sigma=4.0, gamma=0.1)

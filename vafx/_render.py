@@ -31,7 +31,7 @@ import numpy as np
 
 from ._fitting import Fit, image_vertices
 from ._model._morphable import MorphableModel, model_shape
-from .kernels.raster import interpolate, raster_plan, rasterize, sample_bilinear
+from .kernels.raster import RasterPlan, interpolate, raster_plan, rasterize, sample_bilinear
 
 __all__ = ["Rendered", "render_face", "render_faces", "vertex_normals"]
 
@@ -283,6 +283,29 @@ def _render_batch(photos, v0, fits, deformations, mesh, *, plan, camera, tol, er
     return jax.vmap(one)(jnp.arange(b * t))
 
 
+_PLANS: dict = {}
+
+
+def _grown_plan(key, plan: RasterPlan) -> RasterPlan:
+    """The plan, grown to hold every earlier one of this model and image size.
+
+    Capacities only grow, so after a few photos every face fits the same plan
+    and the compiled renderer is reused instead of compiled anew for each
+    photo whose triangle sizes differ a little.
+    """
+    old = _PLANS.get(key)
+    if old is not None:
+        plan = RasterPlan(
+            tuple(max(a, b) for a, b in zip(plan.levels, old.levels)),
+            max(plan.large, old.large),
+            max(plan.per_tile, old.per_tile),
+        )
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
 @functools.partial(jax.jit, static_argnames=("camera",))
 def _image_vertices(v0, fits, deformations, *, camera):
     p0 = jax.vmap(lambda v, fi: image_vertices(v, fi, camera))(v0, fits)
@@ -349,7 +372,10 @@ def render_faces(
     v0 = jax.vmap(lambda a, e: model_shape(model, a, e))(fits.identity, fits.expression)
     d = jnp.asarray(d)
     p0, p1 = _image_vertices(v0, fits, d, camera=camera)
-    plan = raster_plan(jnp.concatenate([p0, p1.reshape(b * t, n, 3)]), mesh.faces, h, w)
+    plan = _grown_plan(
+        (id(model), h, w),
+        raster_plan(jnp.concatenate([p0, p1.reshape(b * t, n, 3)]), mesh.faces, h, w),
+    )
     out = _render_batch(
         jnp.asarray(img), v0, fits, d, mesh, plan=plan, camera=camera,
         tol=float(depth_tolerance), erode=int(erode), iters=int(diffusion_steps),
