@@ -526,7 +526,9 @@ def soft_rasterize(
         inside = jnp.all(w >= 0, axis=-1)
         d2 = _point_triangle_dist2(p, a, b, c)
         prob = jax.nn.sigmoid(jnp.where(inside, 1.0, -1.0) * d2 / sigma)
-        prob = jnp.where(valid[None] & (area != 0), prob, 0.0)
+        # below the margin's threshold a triangle does not count (as in SoftRas): else a
+        # pixel far from every triangle normalizes by a vanishing sum of weights
+        prob = jnp.where(valid[None] & (area != 0) & (prob >= _SOFT_THRESHOLD), prob, 0.0)
         wc = jnp.clip(w, 0.0, 1.0)
         wc = wc / jnp.maximum(jnp.sum(wc, -1, keepdims=True), 1e-12)
         z = jnp.sum(wc * zn[f][None], -1)  # [P, K]
@@ -536,7 +538,9 @@ def soft_rasterize(
         eb = jnp.exp((eps - zmax_p) / gamma)
         norm = jnp.sum(e, axis=1, keepdims=True) + eb
         rgb = (jnp.einsum("pk,pkc->pc", e, col) + eb * bg[None]) / norm
-        sil = 1.0 - jnp.prod(1.0 - prob, axis=1)
+        # 1 - prod(1 - D) in log space; D clipped below 1 so that the gradient
+        # stays finite where a pixel lies deep inside a triangle (D rounds to 1)
+        sil = 1.0 - jnp.exp(jnp.sum(jnp.log1p(-jnp.minimum(prob, 1.0 - 1e-6)), axis=1))
         return rgb, sil
 
     rgb = jnp.broadcast_to(bg.astype(verts.dtype), (ty * tx, tile * tile, colors.shape[1]))
@@ -557,6 +561,9 @@ def soft_rasterize(
     return _untile(rgb, ty, tx, tile, height, width), _untile(sil, ty, tx, tile, height, width)
 
 
-def soft_margin(sigma: float, threshold: float = 1e-4) -> float:
+_SOFT_THRESHOLD = 1e-4  # probability below which a triangle does not touch a pixel
+
+
+def soft_margin(sigma: float, threshold: float = _SOFT_THRESHOLD) -> float:
     """Pixels beyond which a triangle's probability is below ``threshold`` (the tile-list margin)."""
     return float(np.sqrt(sigma * np.log(1.0 / threshold)))

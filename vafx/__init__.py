@@ -58,6 +58,7 @@ from ._model._morphable import (
 )
 from ._model._resolve import find_model, load_model, load_model_path
 from ._paths import cache_root, data_root
+from ._refine import RefineConfig, refine_photometric
 from ._render import Rendered, render_face, render_faces
 from ._synthesis import (
     SynthesisBatch,
@@ -85,6 +86,8 @@ __all__ = [
     "read_photo",
     "Rendered",
     "render_face",
+    "RefineConfig",
+    "refine_photometric",
     "render_faces",
     "Fit",
     "FitConfig",
