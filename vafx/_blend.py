@@ -72,18 +72,27 @@ def _bucket(n: int) -> int:
     return -(-n // q) * q
 
 
-@functools.partial(jax.jit, static_argnames=("mixed", "max_iters", "sequential"))
-def _solve_batch(source, target, mask, inside, rtol, *, mixed, max_iters, sequential):
-    """The kernel over images: source/target [B, C, H, W], mask/inside [B, H, W].
+@functools.partial(jax.jit, static_argnames=("mixed", "max_iters", "sequential", "dtype"))
+def _solve_batch(source, target, mask, inside, rtol, *, mixed, max_iters, sequential, dtype):
+    """The kernel over images: source/target [B, H, W, C] (uint8 or float), mask/inside [B, H, W].
 
+    Returns (value [B, H, W, C] in the input dtype, uint8 values rounded and
+    clipped, float ones not clipped; residual, iterations, converged [B, C]).
+    The conversions happen here, fused by XLA, not on the host.
     ``sequential`` loops over images (``lax.map``) instead of vmapping them: on
     a CPU one image's working set stays in cache, which measured 1.4x faster
     for 64 images at 256 x 256; accelerators take the vmap.
     """
+    was_uint8 = target.dtype == jnp.uint8
 
     def one(args):
         s, t, m, i = args
-        return solve_poisson(s, t, m, i, mixed=mixed, max_iters=max_iters, rtol=rtol)
+        s = jnp.moveaxis(s.astype(dtype), -1, 0)
+        t = jnp.moveaxis(t.astype(dtype), -1, 0)
+        sol = solve_poisson(s, t, m, i, mixed=mixed, max_iters=max_iters, rtol=rtol)
+        v = jnp.moveaxis(sol.value, 0, -1)
+        v = jnp.clip(jnp.rint(v), 0, 255).astype(jnp.uint8) if was_uint8 else v.astype(target.dtype)
+        return v, sol.relative_residual, sol.iterations, sol.converged
 
     args = (source, target, mask, inside)
     return jax.lax.map(one, args) if sequential else jax.vmap(lambda *a: one(a))(*args)
@@ -105,42 +114,28 @@ def _crop_box(masks: np.ndarray) -> tuple[int, int, int, int]:
 def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
     """Blend aligned batches [B, H, W, C] over masks [B, H, W]; returns (out, info).
 
-    Only the crop around the masks is converted to float and back: the rest of
-    the output is the target, bit for bit.
+    Only the crop around the masks goes to the solver (padded to its size
+    bucket); the rest of the output is the target, bit for bit.
     """
     y0, y1, x0, x1 = _crop_box(masks)
     hb, wb = _bucket(y1 - y0), _bucket(x1 - x0)
-    b, c = sources.shape[0], sources.shape[-1]
-    was_uint8 = targets.dtype == np.uint8
+    b = sources.shape[0]
 
-    def crop(a):  # [B, H, W, C] -> float [B, C, hb, wb], zero padded
-        out = np.zeros((b, c, hb, wb), dtype)
-        out[:, :, : y1 - y0, : x1 - x0] = np.moveaxis(a[:, y0:y1, x0:x1], -1, 1)
+    def crop(a):  # [B, H, W, ...] -> [B, hb, wb, ...], zero padded, dtype kept
+        out = np.zeros((b, hb, wb, *a.shape[3:]), a.dtype)
+        out[:, : y1 - y0, : x1 - x0] = a[:, y0:y1, x0:x1]
         return out
 
-    m = np.zeros((b, hb, wb), bool)
-    m[:, : y1 - y0, : x1 - x0] = masks[:, y0:y1, x0:x1]
     inside = np.zeros((b, hb, wb), bool)
     inside[:, : y1 - y0, : x1 - x0] = True
-    sol = _solve_batch(
-        crop(sources),
-        crop(targets),
-        m,
-        inside,
-        jnp.asarray(rtol, dtype),
-        mixed=mixed,
-        max_iters=max_iters,
-        sequential=jax.default_backend() == "cpu",
-    )
-    value = np.moveaxis(np.asarray(sol.value)[:, :, : y1 - y0, : x1 - x0], 1, -1)
-    if was_uint8:
-        value = np.clip(np.rint(value), 0, 255)
+    value, rel, iters, conv = _solve_batch(
+        crop(sources), crop(targets), crop(masks), inside, jnp.asarray(rtol, dtype),
+        mixed=mixed, max_iters=max_iters, sequential=jax.default_backend() == "cpu",
+        dtype=np.dtype(dtype),
+    )  # fmt: skip
     out = targets.copy()
-    out[:, y0:y1, x0:x1] = value.astype(targets.dtype)
-    info = BlendInfo(
-        np.asarray(sol.relative_residual), np.asarray(sol.iterations), np.asarray(sol.converged)
-    )
-    return out, info
+    out[:, y0:y1, x0:x1] = np.asarray(value)[:, : y1 - y0, : x1 - x0]
+    return out, BlendInfo(np.asarray(rel), np.asarray(iters), np.asarray(conv))
 
 
 def seamless_clone(
