@@ -61,7 +61,13 @@ def test_float_images_grey_and_mixed(photos):
 
 def test_batch_equals_single_calls(photos):
     astro, coffee = photos
-    masks = np.stack([ellipse(128, 128, 64, 64, r, r - 4) for r in (20, 30, 40)])
+    # different sizes and places: each image is solved on its own crop
+    masks = np.stack(
+        [
+            ellipse(128, 128, cy, cx, r, r - 4)
+            for cy, cx, r in ((64, 64, 20), (30, 90, 24), (90, 40, 36))
+        ]
+    )
     src = np.stack([astro] * 3)
     tgt = np.stack([coffee] * 3)
     out, info = vafx.seamless_clone_batch(src, tgt, masks, rtol=1e-5)

@@ -2,7 +2,7 @@
 
 The numerical work is :func:`vafx.kernels.poisson.solve_poisson`; this module
 validates images, places the source in the target's frame, crops the work to
-the mask's bounding box (plus the one-pixel Dirichlet ring), pads it to a
+each mask's bounding box (plus the one-pixel Dirichlet ring), pads it to a
 multiple of a power of two so that the multigrid preconditioner has levels and
 recompilation happens per size bucket only, and converts dtypes.
 """
@@ -98,43 +98,52 @@ def _solve_batch(source, target, mask, inside, rtol, *, mixed, max_iters, sequen
     return jax.lax.map(one, args) if sequential else jax.vmap(lambda *a: one(a))(*args)
 
 
-def _crop_box(masks: np.ndarray) -> tuple[int, int, int, int]:
-    """Union bounding box of masks [B, H, W] grown by the Dirichlet ring, clipped to the image."""
+def _crop_boxes(masks: np.ndarray) -> np.ndarray:
+    """int[B, 4]: each mask's bounding box (y0, y1, x0, x1) grown by the Dirichlet ring, clipped."""
     h, w = masks.shape[-2:]
-    rows = np.nonzero(masks.any(axis=(0, 2)))[0]
-    cols = np.nonzero(masks.any(axis=(0, 1)))[0]
-    return (
-        max(rows[0] - 1, 0),
-        min(rows[-1] + 2, h),
-        max(cols[0] - 1, 0),
-        min(cols[-1] + 2, w),
-    )
+    boxes = np.zeros((len(masks), 4), np.int64)
+    for i, m in enumerate(masks):
+        rows = np.nonzero(m.any(axis=1))[0]
+        cols = np.nonzero(m.any(axis=0))[0]
+        boxes[i] = (
+            max(rows[0] - 1, 0),
+            min(rows[-1] + 2, h),
+            max(cols[0] - 1, 0),
+            min(cols[-1] + 2, w),
+        )
+    return boxes
 
 
 def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
     """Blend aligned batches [B, H, W, C] over masks [B, H, W]; returns (out, info).
 
-    Only the crop around the masks goes to the solver (padded to its size
-    bucket); the rest of the output is the target, bit for bit.
+    Each image's crop around its mask goes to the solver, zero padded to a
+    common size bucket (the largest crop's); the rest of the output is the
+    target, bit for bit.
     """
-    y0, y1, x0, x1 = _crop_box(masks)
-    hb, wb = _bucket(y1 - y0), _bucket(x1 - x0)
+    boxes = _crop_boxes(masks)
+    sizes = boxes[:, [1, 3]] - boxes[:, [0, 2]]
+    hb, wb = _bucket(int(sizes[:, 0].max())), _bucket(int(sizes[:, 1].max()))
     b = sources.shape[0]
 
     def crop(a):  # [B, H, W, ...] -> [B, hb, wb, ...], zero padded, dtype kept
         out = np.zeros((b, hb, wb, *a.shape[3:]), a.dtype)
-        out[:, : y1 - y0, : x1 - x0] = a[:, y0:y1, x0:x1]
+        for i, (y0, y1, x0, x1) in enumerate(boxes):
+            out[i, : y1 - y0, : x1 - x0] = a[i, y0:y1, x0:x1]
         return out
 
     inside = np.zeros((b, hb, wb), bool)
-    inside[:, : y1 - y0, : x1 - x0] = True
+    for i, (hi, wi) in enumerate(sizes):
+        inside[i, :hi, :wi] = True
     value, rel, iters, conv = _solve_batch(
         crop(sources), crop(targets), crop(masks), inside, jnp.asarray(rtol, dtype),
         mixed=mixed, max_iters=max_iters, sequential=jax.default_backend() == "cpu",
         dtype=np.dtype(dtype),
     )  # fmt: skip
+    value = np.asarray(value)
     out = targets.copy()
-    out[:, y0:y1, x0:x1] = np.asarray(value)[:, : y1 - y0, : x1 - x0]
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        out[i, y0:y1, x0:x1] = value[i, : y1 - y0, : x1 - x0]
     return out, BlendInfo(np.asarray(rel), np.asarray(iters), np.asarray(conv))
 
 
@@ -245,8 +254,8 @@ def seamless_clone_batch(
     """:func:`seamless_clone` for a batch of aligned images in one compiled call.
 
     Sources are already placed in the targets' frames (offset zero); the masks
-    may differ per image. The work is cropped to the union of their bounding
-    boxes.
+    may differ per image. Each image's work is cropped to its mask's bounding
+    box, padded to the largest one's size bucket.
 
     Args:
         sources: uint8 or float[B, H, W, C].
