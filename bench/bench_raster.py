@@ -6,6 +6,10 @@ time over its bounding box (edge functions, z-test), results checked equal. Also
 batched (16 views of the ICT face), and the soft rasterizer's forward + backward pass
 for the ICT face at 256 x 256 (sigma 1 px^2).
 
+Second anchor, where it runs: OpenGL software rendering (Mesa's llvmpipe through
+moderngl with a headless EGL context; `pip install moderngl`, part of the bench extra),
+triangle ids written by a fragment shader with the depth test on, read back to the host.
+
 Needs the ICT model ($VAFX_DATA or ../shared/data). Run: python bench/bench_raster.py
 """
 
@@ -58,6 +62,66 @@ def numpy_raster(v, f, h, w):
     return tri_id, zbuf
 
 
+_VERTEX = """
+#version 330
+uniform vec2 size;
+uniform vec2 zrange;
+in vec3 p;
+void main() {
+    // pixel (y, x) samples (u, v) = (x, y); GL samples window (x + 0.5, y + 0.5), y up
+    gl_Position = vec4((p.x + 0.5) / size.x * 2.0 - 1.0, 1.0 - (p.y + 0.5) / size.y * 2.0,
+                       (p.z - zrange.x) / (zrange.y - zrange.x) * 2.0 - 1.0, 1.0);
+}
+"""
+_FRAGMENT = """
+#version 330
+out int id;
+void main() { id = gl_PrimitiveID + 1; }  // 0 stays background
+"""
+
+
+class OpenGLRaster:
+    """Triangle ids by OpenGL (Mesa llvmpipe, headless EGL), one image per call; None if absent."""
+
+    def __init__(self, h, w):
+        import moderngl
+
+        self.ctx = moderngl.create_standalone_context(backend="egl")
+        self.renderer = self.ctx.info["GL_RENDERER"]
+        self.prog = self.ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
+        self.prog["size"].value = (w, h)
+        self.fbo = self.ctx.framebuffer(
+            color_attachments=[self.ctx.renderbuffer((w, h), components=1, dtype="i4")],
+            depth_attachment=self.ctx.depth_renderbuffer((w, h)),
+        )
+        self.h, self.w = h, w
+
+    def __call__(self, v, f):
+        import moderngl
+
+        tri = np.ascontiguousarray(v[f].reshape(-1, 3), np.float32)  # unindexed: ids = triangles
+        z = tri[:, 2]
+        self.prog["zrange"].value = (float(z.min()) - 1.0, float(z.max()) + 1.0)
+        vbo = self.ctx.buffer(tri.tobytes())
+        vao = self.ctx.vertex_array(self.prog, [(vbo, "3f", "p")])
+        self.fbo.use()
+        self.ctx.enable(moderngl.DEPTH_TEST)
+        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        vao.render(moderngl.TRIANGLES)
+        ids = np.frombuffer(self.fbo.read(components=1, dtype="i4"), np.int32)
+        vao.release()
+        vbo.release()
+        return ids.reshape(self.h, self.w)[::-1] - 1
+
+
+def _opengl(h, w):
+    try:
+        return OpenGLRaster(h, w)
+    except Exception as e:  # moderngl missing, or no EGL device
+        print(f"(OpenGL anchor skipped: {type(e).__name__}: {e})")
+        return None
+
+
 def to_image(verts, size=512, fill=0.8):
     v = np.asarray(verts, np.float64)
     c = (v.max(0) + v.min(0)) / 2
@@ -79,6 +143,9 @@ def main():
         ("ICT head", np.asarray(model.mean), np.asarray(model.faces)),
         ("sphere", np.asarray(sphere.vertices), np.asarray(sphere.faces)),
     ]
+    gl = _opengl(512, 512)
+    if gl is not None:
+        print(f"OpenGL anchor: {gl.renderer}")
     for name, v, f in meshes:
         img = to_image(v)
         f = np.asarray(f, np.int32)
@@ -92,6 +159,11 @@ def main():
         same = (np.asarray(ours.triangle) == ref_id).mean()
         report(f"{name} ({len(f)} triangles) 512^2", t_ours, t_np, "numpy")
         print(f"    {cap}; same triangle id as numpy at {same:.2%} of pixels")
+        if gl is not None:
+            t_gl = median_seconds(lambda: gl(img, f))
+            same_gl = (gl(img, f) == ref_id).mean()
+            report(f"{name} 512^2", t_ours, t_gl, "OpenGL")
+            print(f"    OpenGL's triangle id equals numpy's at {same_gl:.2%} of pixels")
     img = to_image(face.vertices)
     views = []
     for yaw in np.linspace(-0.6, 0.6, 16):
