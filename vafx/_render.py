@@ -22,7 +22,6 @@ once per photo and shared by all its deformations.
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import NamedTuple
 
 import jax
@@ -84,7 +83,7 @@ class RenderMesh(NamedTuple):
     inner: jax.Array
 
 
-_MESHES: weakref.WeakKeyDictionary | dict = {}
+_MESHES: dict = {}  # id(model) -> (model, RenderMesh); the model kept so the id stays its own
 
 
 def _edges(faces: np.ndarray, n: int) -> np.ndarray:
