@@ -9,7 +9,8 @@ from vafx.kernels.camera import rotation_from_euler
 from vafx.kernels.raster import interpolate, raster_plan, rasterize
 
 import vafx
-from vafx._refine import RefineConfig, _region_faces, refine_photometric
+from vafx._model._morphable import region_faces
+from vafx._refine import RefineConfig, refine_photometric
 
 
 def _synthetic_photo(model, rng, size=128):
@@ -38,7 +39,7 @@ def _synthetic_photo(model, rng, size=128):
         ],
         1,
     )
-    faces = _region_faces(model, "face")
+    faces = region_faces(model, "face")
     fr = rasterize(jnp.asarray(img_v), jnp.asarray(faces), size, size,
                    raster_plan(img_v, faces, size, size))  # fmt: skip
     face_px = np.asarray(interpolate(jnp.asarray(col, jnp.float32), jnp.asarray(faces), fr))

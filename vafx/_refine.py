@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from ._fitting import Fit, image_vertices
-from ._model._morphable import MorphableModel, model_shape
+from ._model._morphable import MorphableModel, model_shape, region_faces
 from .kernels.camera import so3_exp
 from .kernels.raster import SoftPlan, soft_plan, soft_rasterize
 
@@ -77,16 +77,6 @@ class RefineConfig:
 
 # per-group step scale: how far one unit of the optimizer moves each parameter
 _SCALES = {"rot": 0.1, "t": 10.0, "log_s": 0.1, "alpha": 1.0, "beta": 1.0}
-
-
-def _region_faces(model: MorphableModel, region: str | None) -> np.ndarray:
-    faces = np.asarray(model.faces)
-    if region is None:
-        return faces.astype(np.int32)
-    if region not in model.regions:
-        raise ValueError(f"model {model.name!r} has no region {region!r}: {sorted(model.regions)}")
-    keep = np.isin(faces, np.asarray(model.regions[region])).all(axis=1)
-    return faces[keep].astype(np.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "sigma", "gamma", "plan", "camera"))
@@ -210,7 +200,7 @@ def refine_photometric(
         raise ValueError(f"landmarks: expected (68, 2), got {lm.shape}")
     if np.ndim(np.asarray(fit.scale)) != 0:
         raise ValueError("fit: one image's fit expected (no batch axis)")
-    faces = _region_faces(model, config.region)
+    faces = region_faces(model, config.region)
     h, w = img.shape[:2]
     p0 = image_vertices(model_shape(model, fit.identity, fit.expression), fit, camera)
     plan = _slack(soft_plan(p0, faces, h, w, config.sigma))

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._fitting import Fit, image_vertices
-from ._model._morphable import MorphableModel, model_shape
+from ._model._morphable import MorphableModel, model_shape, region_faces
 from .kernels.raster import RasterPlan, interpolate, raster_plan, rasterize, sample_bilinear
 
 __all__ = ["Rendered", "render_face", "render_faces", "vertex_normals"]
@@ -99,15 +99,12 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
     hit = _MESHES.get(key)
     if hit is not None and hit[0] is model:
         return hit[1]
-    faces = np.asarray(model.faces)
     n = model.mean.shape[0]
     out, tags = [], []
     for i, name in enumerate(PHOTO_REGIONS + tuple(MOUTH_COLOURS)):
-        if name not in model.regions:
-            continue
-        sel = np.isin(faces, np.asarray(model.regions[name])).all(axis=1)
-        out.append(faces[sel])
-        tags.append(np.full(sel.sum(), i, np.int32))
+        if name in model.regions:
+            out.append(region_faces(model, name))
+            tags.append(np.full(len(out[-1]), i, np.int32))
     f = np.concatenate(out).astype(np.int32)
     used = np.zeros(n, bool)
     used[f.ravel()] = True
@@ -254,12 +251,15 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
     jax.jit,
     static_argnames=("plan", "camera", "tol", "erode", "iters", "sequential"),
 )
-def _render_batch(photos, v0, fits, deformations, mesh, *, plan, camera, tol, erode, iters,
-                  sequential):  # fmt: skip
-    """photos [B, H, W, 3], v0 [B, V, 3], fits (B), deformations [B, T, V, 3] -> [B * T] outputs."""
+def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera, tol, erode,
+                  iters, sequential):  # fmt: skip
+    """photos [B, H, W, 3], v0 and p0 [B, V, 3], p1 and deformations [B, T, V, 3] -> [B * T] outputs.
+
+    p0, p1: image-space vertices of the fitted and the deformed meshes
+    (:func:`_image_vertices`, computed once for the plan and reused here).
+    """
     persp = camera == "perspective"
     b, t = deformations.shape[:2]
-    p0 = jax.vmap(lambda v, fi: image_vertices(v, fi, camera))(v0, fits)
 
     def canvas(args):
         photo, p = args
@@ -269,10 +269,9 @@ def _render_batch(photos, v0, fits, deformations, mesh, *, plan, camera, tol, er
         k, j = i // t, i % t
         fit = jax.tree.map(lambda x: x[k], fits)
         v1 = v0[k] + deformations[k, j]
-        p1 = image_vertices(v1, fit, camera)
         view = fit.rotation[2]  # towards the camera, in model space
         cv = jax.tree.map(lambda x: x[k], canvases)
-        return _render_one(photos[k], p0[k], v1, p1, view, cv, mesh, plan=plan,
+        return _render_one(photos[k], p0[k], v1, p1[k, j], view, cv, mesh, plan=plan,
                            perspective=persp, tol=tol, erode=erode)  # fmt: skip
 
     if sequential:  # CPU: one image's working set stays in cache
@@ -376,7 +375,7 @@ def render_faces(
         raster_plan(jnp.concatenate([p0, p1.reshape(b * t, n, 3)]), mesh.faces, h, w),
     )
     out = _render_batch(
-        jnp.asarray(img), v0, fits, d, mesh, plan=plan, camera=camera,
+        jnp.asarray(img), v0, p0, p1, fits, d, mesh, plan=plan, camera=camera,
         tol=float(depth_tolerance), erode=int(erode), iters=int(diffusion_steps),
         sequential=jax.default_backend() == "cpu",
     )  # fmt: skip

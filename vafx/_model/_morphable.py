@@ -203,6 +203,20 @@ def landmark_positions(model: MorphableModel, vertices: ArrayLike) -> tuple[Arra
     return jnp.where(valid[:, None], pos, 0), valid
 
 
+def region_faces(model: MorphableModel, region: str | None) -> np.ndarray:
+    """int32[F, 3]: the model's triangles with all three corners in a region (model vertex ids).
+
+    ``region=None`` gives every triangle. An unknown region is a ValueError
+    naming the model's regions.
+    """
+    faces = np.asarray(model.faces, np.int32)
+    if region is None:
+        return faces
+    if region not in model.regions:
+        raise ValueError(f"model {model.name!r} has no region {region!r}: {sorted(model.regions)}")
+    return faces[np.isin(faces, np.asarray(model.regions[region])).all(axis=1)]
+
+
 def triangulate(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split polygons of up to four corners into triangles.
 
