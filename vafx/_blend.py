@@ -103,15 +103,29 @@ def _crop_boxes(masks: np.ndarray) -> np.ndarray:
     h, w = masks.shape[-2:]
     boxes = np.zeros((len(masks), 4), np.int64)
     for i, m in enumerate(masks):
-        rows = np.nonzero(m.any(axis=1))[0]
-        cols = np.nonzero(m.any(axis=0))[0]
-        boxes[i] = (
-            max(rows[0] - 1, 0),
-            min(rows[-1] + 2, h),
-            max(cols[0] - 1, 0),
-            min(cols[-1] + 2, w),
-        )
+        (r0, r1), (c0, c1) = _span(m.any(axis=1)), _span(m.any(axis=0))
+        boxes[i] = max(r0 - 1, 0), min(r1 + 1, h), max(c0 - 1, 0), min(c1 + 1, w)
     return boxes
+
+
+def _span(flags: np.ndarray) -> tuple[int, int]:
+    """First index set and one past the last set in a non-empty bool[N]."""
+    return int(flags.argmax()), len(flags) - int(flags[::-1].argmax())
+
+
+def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
+    """Blend zero-padded crops [B, hb, wb, C] over masks [B, hb, wb]; sizes int[B, 2] are the
+    real crop sizes (the rest is padding). Returns (values [B, hb, wb, C], BlendInfo)."""
+    hb, wb = masks.shape[1:]
+    inside = (np.arange(hb)[None, :, None] < sizes[:, 0, None, None]) & (
+        np.arange(wb)[None, None, :] < sizes[:, 1, None, None]
+    )
+    value, rel, iters, conv = _solve_batch(
+        sources, targets, masks, inside, np.asarray(rtol, dtype),
+        mixed=mixed, max_iters=max_iters, sequential=jax.default_backend() == "cpu",
+        dtype=np.dtype(dtype),
+    )  # fmt: skip
+    return np.asarray(value), BlendInfo(np.asarray(rel), np.asarray(iters), np.asarray(conv))
 
 
 def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
@@ -132,19 +146,13 @@ def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
             out[i, : y1 - y0, : x1 - x0] = a[i, y0:y1, x0:x1]
         return out
 
-    inside = np.zeros((b, hb, wb), bool)
-    for i, (hi, wi) in enumerate(sizes):
-        inside[i, :hi, :wi] = True
-    value, rel, iters, conv = _solve_batch(
-        crop(sources), crop(targets), crop(masks), inside, jnp.asarray(rtol, dtype),
-        mixed=mixed, max_iters=max_iters, sequential=jax.default_backend() == "cpu",
-        dtype=np.dtype(dtype),
-    )  # fmt: skip
-    value = np.asarray(value)
+    value, info = _solve_crops(
+        crop(sources), crop(targets), crop(masks), sizes, mixed, rtol, max_iters, dtype
+    )
     out = targets.copy()
     for i, (y0, y1, x0, x1) in enumerate(boxes):
         out[i, y0:y1, x0:x1] = value[i, : y1 - y0, : x1 - x0]
-    return out, BlendInfo(np.asarray(rel), np.asarray(iters), np.asarray(conv))
+    return out, info
 
 
 def seamless_clone(
@@ -211,34 +219,39 @@ def seamless_clone(
     if grey:
         src, tgt = src[..., None], tgt[..., None]
     dy, dx = (int(v) for v in offset)
-    ys, xs = np.nonzero(msk)
+    (r0, r1), (c0, c1) = _span(msk.any(axis=1)), _span(msk.any(axis=0))
     ht, wt = tgt.shape[:2]
-    if ys.min() + dy < 0 or xs.min() + dx < 0 or ys.max() + dy >= ht or xs.max() + dx >= wt:
+    if r0 + dy < 0 or c0 + dx < 0 or r1 + dy > ht or c1 + dx > wt:
         raise ValueError(
             f"mask lands outside the target: offset {(dy, dx)} puts its pixels at rows "
-            f"{ys.min() + dy}..{ys.max() + dy}, columns {xs.min() + dx}..{xs.max() + dx} "
-            f"of a {ht} x {wt} target"
+            f"{r0 + dy}..{r1 - 1 + dy}, columns {c0 + dx}..{c1 - 1 + dx} of a {ht} x {wt} target"
         )
-    placed = tgt.copy()
-    placed_mask = np.zeros((ht, wt), bool)
-    placed[ys + dy, xs + dx] = src[ys, xs]
-    placed_mask[ys + dy, xs + dx] = True
-    # the source's gradients across the mask boundary need its pixels around the mask too
-    ring = np.zeros_like(msk)
-    ring[:-1] |= msk[1:]
-    ring[1:] |= msk[:-1]
-    ring[:, :-1] |= msk[:, 1:]
-    ring[:, 1:] |= msk[:, :-1]
-    ry, rx = np.nonzero(ring & ~msk)
-    ok = (ry + dy >= 0) & (ry + dy < ht) & (rx + dx >= 0) & (rx + dx < wt)
-    placed[ry[ok] + dy, rx[ok] + dx] = src[ry[ok], rx[ok]]
-    if placed_mask.all():
+    if r1 - r0 == ht and c1 - c0 == wt and msk[r0:r1, c0:c1].all():
         raise ValueError("mask covers the whole target: no boundary to blend against")
-    out, info = _blend(
-        placed[None], tgt[None], placed_mask[None], mode == "mixed", rtol, max_iters, dtype
+    # the work: the mask's box in the target, grown by the Dirichlet ring
+    y0, y1 = max(r0 + dy - 1, 0), min(r1 + dy + 1, ht)
+    x0, x1 = max(c0 + dx - 1, 0), min(c1 + dx + 1, wt)
+    h, w = y1 - y0, x1 - x0
+    hb, wb = _bucket(h), _bucket(w)
+    tcrop = np.zeros((1, hb, wb, tgt.shape[2]), tgt.dtype)
+    tcrop[0, :h, :w] = tgt[y0:y1, x0:x1]
+    # the source wherever it covers the box (the solver reads it on the mask and its
+    # ring only), the target where it does not
+    scrop = tcrop.copy()
+    sy0, sy1 = max(y0 - dy, 0), min(y1 - dy, src.shape[0])
+    sx0, sx1 = max(x0 - dx, 0), min(x1 - dx, src.shape[1])
+    rows, cols = slice(sy0 + dy - y0, sy1 + dy - y0), slice(sx0 + dx - x0, sx1 + dx - x0)
+    scrop[0, rows, cols] = src[sy0:sy1, sx0:sx1]
+    mcrop = np.zeros((1, hb, wb), bool)
+    mcrop[0, rows, cols] = msk[sy0:sy1, sx0:sx1]
+    value, info = _solve_crops(
+        scrop, tcrop, mcrop, np.array([[h, w]]), mode == "mixed", rtol, max_iters, dtype
     )
-    image = out[0, ..., 0] if grey else out[0]
-    return (image, BlendInfo(*(x[0] for x in info))) if full_output else image
+    out = tgt.copy()
+    out[y0:y1, x0:x1] = value[0, :h, :w]
+    info = BlendInfo(*(x[0] for x in info))
+    image = out[..., 0] if grey else out
+    return (image, info) if full_output else image
 
 
 def seamless_clone_batch(
