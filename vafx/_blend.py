@@ -2,9 +2,9 @@
 
 The numerical work is :func:`vafx.kernels.poisson.solve_poisson`; this module
 validates images, places the source in the target's frame, crops the work to
-each mask's bounding box (plus the one-pixel Dirichlet ring), pads it to a
-multiple of a power of two so that the multigrid preconditioner has levels and
-recompilation happens per size bucket only, and converts dtypes.
+each mask's bounding box (plus the one-pixel Dirichlet ring) and pads it to a
+size bucket (a multiple of a power of two), so that recompilation happens per
+bucket only; the dtype conversions happen inside the compiled call.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def _check_dtype(dtype) -> np.dtype:
 def _bucket(n: int) -> int:
     """Padded side for n pixels: a multiple of 2^k (k >= 4) with n / 2^k <= 24.
 
-    The multigrid then halves it down to at most 24 pixels a side, which the
-    kernel inverts densely; sizes share compiled code per bucket.
+    Sizes share compiled code per bucket (at most 1/24 of a side, or 15
+    pixels, is padding), and the multigrid halves the sides evenly.
     """
     q = max(16, 1 << max(0, math.ceil(math.log2(n / 24))))
     return -(-n // q) * q
