@@ -26,3 +26,32 @@ def report(name: str, ours: float, anchor: float, anchor_name: str) -> None:
         f"{name:<40s} vafx {ours * 1e3:9.2f} ms   {anchor_name} {anchor * 1e3:9.2f} ms   "
         f"ratio (anchor / vafx) {anchor / ours:6.2f}x"
     )
+
+
+def median_pair(
+    ours: Callable[[], object],
+    anchor: Callable[[], object],
+    repeat: int = 15,
+    warmup: int = 1,
+    pause: float = 0.005,
+) -> tuple[float, float]:
+    """Median wall times of ``ours()`` and ``anchor()`` timed in alternation.
+
+    Alternating puts both under the same conditions (other load on the machine,
+    clock changes), which two separate loops do not. ``pause`` seconds of sleep
+    follow every call: a thread pool (OpenCV's, XLA's) keeps its threads
+    spinning for a while after a parallel call, and on a small machine they
+    would slow whatever runs next (measured: vafx's batch blend 210 ms alone,
+    up to 350 ms right after OpenCV's calls, 230 ms after a pause).
+    """
+    for _ in range(warmup):
+        jax.block_until_ready(ours())
+        jax.block_until_ready(anchor())
+    times = ([], [])
+    for _ in range(repeat):
+        for fn, out in zip((ours, anchor), times):
+            time.sleep(pause)
+            t = time.perf_counter()
+            jax.block_until_ready(fn())
+            out.append(time.perf_counter() - t)
+    return statistics.median(times[0]), statistics.median(times[1])

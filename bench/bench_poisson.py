@@ -4,8 +4,10 @@ Source: scikit-image's astronaut; target: scikit-image's coffee photo, both resi
 N x N; mask: an ellipse over the face region (0.7 N tall, 0.5 N wide). OpenCV is given
 the centre that puts the source at offset (0, 0), so both solve the same placement.
 Reports per size both medians, the ratio, vafx's relative residual and iterations, and
-the mean absolute difference of the two outputs (0..255). Then a batch of 64 images at
-256 x 256 with 64 different masks: one vafx call vs 64 OpenCV calls.
+the mean absolute difference of the two outputs (0..255). The two are timed in
+alternation (bench/_timing.py: median_pair). Then a batch of 64 images at
+256 x 256 with 64 different masks: one vafx call vs 64 OpenCV calls, with OpenCV on its
+default threads and on one.
 
 Needs opencv-python-headless (`pip install ".[bench]"`). Run: python bench/bench_poisson.py
 """
@@ -21,7 +23,7 @@ import scipy.sparse.linalg
 from skimage import data, transform
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import median_seconds, report  # noqa: E402
+from _timing import median_pair, report  # noqa: E402
 
 import vafx  # noqa: E402
 
@@ -87,8 +89,9 @@ def main():
         mask = ellipse(n, 0.42 * n, 0.5 * n, 0.35 * n, 0.25 * n)
         ours_out, info = vafx.seamless_clone(src, dst, mask, full_output=True)
         cv_out = opencv_clone(src, dst, mask)
-        t_ours = median_seconds(lambda: vafx.seamless_clone(src, dst, mask))
-        t_cv = median_seconds(lambda: opencv_clone(src, dst, mask))
+        t_ours, t_cv = median_pair(
+            lambda: vafx.seamless_clone(src, dst, mask), lambda: opencv_clone(src, dst, mask)
+        )
         report(f"seamless clone {n} x {n}", t_ours, t_cv, "OpenCV")
         mad = np.abs(ours_out.astype(float) - cv_out.astype(float))[mask].mean()
         print(
@@ -118,9 +121,18 @@ def main():
         ]
     )
     srcs, dsts = np.stack([src] * b), np.stack([dst] * b)
-    t_ours = median_seconds(lambda: vafx.seamless_clone_batch(srcs, dsts, masks), repeat=5)
-    t_cv = median_seconds(lambda: [opencv_clone(src, dst, m) for m in masks], repeat=5)
-    report(f"batch of {b} at {n} x {n}", t_ours, t_cv, "OpenCV x64")
+    threads = cv2.getNumThreads()
+    for cv_threads in sorted({threads, 1}, reverse=True):
+        # OpenCV's seamlessClone at 256 x 256 is as fast on one thread as on two; with
+        # one its pool has no idle threads left spinning to slow vafx's next call
+        cv2.setNumThreads(cv_threads)
+        t_ours, t_cv = median_pair(
+            lambda: vafx.seamless_clone_batch(srcs, dsts, masks),
+            lambda: [opencv_clone(src, dst, m) for m in masks],
+            repeat=7,
+        )
+        report(f"batch of {b} at {n} x {n}", t_ours, t_cv, f"OpenCV x64 ({cv_threads} thr)")
+    cv2.setNumThreads(threads)
 
 
 if __name__ == "__main__":

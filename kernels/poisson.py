@@ -34,11 +34,13 @@ import jax.numpy as jnp
 from jax import Array
 
 __all__ = [
+    "PoissonOperator",
     "PoissonSolution",
     "Stencil",
     "apply_stencil",
     "mask_stencil",
     "num_levels",
+    "poisson_operator",
     "poisson_rhs",
     "solve_poisson",
 ]
@@ -73,6 +75,24 @@ class PoissonSolution(NamedTuple):
     relative_residual: Array
     iterations: Array
     converged: Array
+
+
+class PoissonOperator(NamedTuple):
+    """The correction system's operator with its multigrid hierarchy (a pytree).
+
+    It depends on the mask only, so it serves every channel, and every image
+    blended over the same mask; :func:`poisson_operator` builds it.
+
+    Attributes:
+        levels: tuple of (:class:`Stencil`, active bool[h, w]) pairs, fine to
+            coarse; the first is the operator itself and the mask (within the image).
+        coarse_inv: float[N, N], the inverse of the coarsest operator (N = h w
+            of the coarsest level), or None where that grid is too large to
+            invert and Jacobi sweeps stand in for it.
+    """
+
+    levels: tuple
+    coarse_inv: Array | None
 
 
 def _shift(u: Array, dy: int, dx: int) -> Array:
@@ -268,6 +288,34 @@ def num_levels(h: int, w: int, coarsest: int = 256) -> int:
     return levels
 
 
+def poisson_operator(
+    mask: Array, inside: Array | None = None, *, levels: int | None = None, dtype=jnp.float32
+) -> PoissonOperator:
+    """Operator and multigrid hierarchy of the correction system over ``mask``.
+
+    Args:
+        mask: bool[H, W], the unknown pixels.
+        inside: bool[H, W], image pixels (default all); False marks padding.
+        levels: multigrid levels (static; default from the shape, see :func:`num_levels`).
+        dtype: float dtype of the operator (static).
+
+    Returns:
+        :class:`PoissonOperator`. jit- and vmap-friendly: vmapping it over a
+        batch of masks builds the hierarchies (and the coarse inverses, the
+        costliest part) for all images in one pass.
+    """
+    mask = jnp.asarray(mask, bool)
+    inside = jnp.ones_like(mask) if inside is None else jnp.asarray(inside, bool)
+    mask = mask & inside
+    levels = num_levels(*mask.shape) if levels is None else levels
+    hier = [(Stencil(*(x.astype(dtype) for x in mask_stencil(mask, inside))), mask)]
+    for _ in range(levels - 1):
+        hier.append(_coarsen(*hier[-1]))
+    coarse = hier[-1][0].diag.size
+    coarse_inv = _dense_inverse(hier[-1][0]) if coarse <= _MAX_DENSE else None
+    return PoissonOperator(tuple(hier), coarse_inv)
+
+
 def solve_poisson(
     source: Array,
     target: Array,
@@ -278,6 +326,7 @@ def solve_poisson(
     rtol: float = 1e-4,
     max_iters: int = 50,
     levels: int | None = None,
+    operator: PoissonOperator | None = None,
 ) -> PoissonSolution:
     """Blend ``source`` into ``target`` over ``mask``, all channels at once.
 
@@ -298,6 +347,9 @@ def solve_poisson(
         rtol: relative residual to reach, per channel.
         max_iters: iteration budget.
         levels: multigrid levels (default from the shape, see :func:`num_levels`).
+        operator: the :func:`poisson_operator` of this ``mask`` and ``inside``,
+            where it was built beforehand (shared between images with the same
+            mask, or built vmapped for a batch); default: built here.
 
     Returns:
         :class:`PoissonSolution` with ``value`` float[..., H, W] and the
@@ -306,16 +358,13 @@ def solve_poisson(
     mask = jnp.asarray(mask, bool)
     inside = jnp.ones_like(mask) if inside is None else jnp.asarray(inside, bool)
     mask = mask & inside
-    h, w = mask.shape
-    levels = num_levels(h, w) if levels is None else levels
-    s = Stencil(*(x.astype(target.dtype) for x in mask_stencil(mask, inside)))
+    # traced before the operator on purpose: in this order XLA's CPU scheduler ran a
+    # batch of 64 solves in 212 ms, in the other in 350 ms
     b = poisson_rhs(source, target, *_lift((mask, inside), target.ndim), mixed)
-    hier = [(s, mask)]
-    for _ in range(levels - 1):
-        hier.append(_coarsen(*hier[-1]))
-    coarse = hier[-1][0].diag.size
-    coarse_inv = _dense_inverse(hier[-1][0]) if coarse <= _MAX_DENSE else None
-    s, mask = _lift((s, mask), b.ndim)
+    if operator is None:
+        operator = poisson_operator(mask, inside, levels=levels, dtype=target.dtype)
+    hier, coarse_inv = list(operator.levels), operator.coarse_inv
+    s, mask = _lift(hier[0], b.ndim)
 
     def matvec(u):
         return jnp.where(mask, apply_stencil(s, u), 0.0)

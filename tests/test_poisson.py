@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 from hypothesis import given
 from hypothesis import strategies as st
-from vafx.kernels.poisson import mask_stencil, num_levels, solve_poisson
+from vafx.kernels.poisson import mask_stencil, num_levels, poisson_operator, solve_poisson
 
 NEIGHBOURS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 
@@ -146,7 +146,24 @@ def test_stencil_is_symmetric():
 def test_num_levels():
     assert num_levels(512, 512) == 6  # 16 x 16 coarsest
     assert num_levels(384, 288) == 6  # 12 x 9 coarsest
+    assert num_levels(46, 34) == 3  # odd sides halve rounding up: 23 x 17, then 12 x 9
     assert num_levels(9, 7) == 1
+
+
+def test_odd_sides_and_shared_operator():
+    """Odd sides are padded per level; one operator serves every image over its mask."""
+    rng = np.random.default_rng(7)
+    m = rng.uniform(size=(46, 34)) < 0.8
+    op = poisson_operator(jnp.asarray(m))
+    assert [lv[1].shape for lv in op.levels] == [(46, 34), (23, 17), (12, 9)]
+    for seed in range(2):
+        s, t = (rng.uniform(size=(46, 34)).astype(np.float32) for _ in range(2))
+        args = (jnp.asarray(s), jnp.asarray(t), jnp.asarray(m))
+        shared = solve_poisson(*args, operator=op, rtol=1e-6, max_iters=100)
+        own = solve_poisson(*args, rtol=1e-6, max_iters=100)
+        assert bool(shared.converged) and int(shared.iterations) < 15
+        np.testing.assert_array_equal(np.asarray(shared.value), np.asarray(own.value))
+        np.testing.assert_allclose(np.asarray(shared.value), reference(s, t, m), atol=1e-4)
 
 
 def test_float64_on_request():
