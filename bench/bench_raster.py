@@ -3,7 +3,7 @@
 Meshes: the ICT face region, the full ICT head, and a 200k-triangle sphere, each scaled
 to fill about 80% of a 512 x 512 image, orthographic. Anchor: numpy, one triangle at a
 time over its bounding box (edge functions, z-test), results checked equal. Also: vafx
-batched (16 views of the ICT face), and the soft rasterizer's forward + backward pass
+batched (16 views of the ICT face, `rasterize_batch`), and the soft rasterizer's forward + backward pass
 for the ICT face at 256 x 256 (sigma 1 px^2).
 
 Second anchor, where it runs: OpenGL software rendering (Mesa's llvmpipe through
@@ -27,7 +27,13 @@ import trimesh
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _timing import median_seconds, report  # noqa: E402
-from vafx.kernels.raster import raster_plan, rasterize, soft_plan, soft_rasterize  # noqa: E402
+from vafx.kernels.raster import (  # noqa: E402
+    raster_plan,
+    rasterize,
+    rasterize_batch,
+    soft_plan,
+    soft_rasterize,
+)
 
 import vafx  # noqa: E402
 
@@ -172,9 +178,8 @@ def main():
     views = np.stack(views)
     f = jnp.asarray(face.faces, jnp.int32)
     plan = raster_plan(views, f, 512, 512)
-    batch = jax.jit(jax.vmap(lambda v: rasterize(v, f, 512, 512, plan)))
     vb = jnp.asarray(views)
-    t = median_seconds(lambda: batch(vb))
+    t = median_seconds(lambda: rasterize_batch(vb, f, 512, 512, plan))
     print(f"ICT face, batch of 16 views at 512^2: {t / 16 * 1e3:.2f} ms per image")
     small = to_image(face.vertices, 256)
     col = jnp.asarray(np.random.default_rng(0).uniform(size=(face.num_vertices, 3)), jnp.float32)

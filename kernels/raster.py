@@ -43,6 +43,7 @@ __all__ = [
     "interpolate",
     "raster_plan",
     "rasterize",
+    "rasterize_batch",
     "sample_bilinear",
     "soft_margin",
     "soft_plan",
@@ -72,6 +73,17 @@ def tile_size(height: int, width: int) -> int:
     return int(min(64, max(8, 1 << math.ceil(math.log2(max(side / 32, 1))))))
 
 
+def _fold(op, x: Array, axis: int = -1) -> Array:
+    """Reduce a short axis (2 to 9 entries) with an elementwise ``op``, unrolled.
+
+    XLA's CPU backend hands reductions to a library call that ran 5 to 10 times
+    slower than these elementwise terms for axes this short (the corners of a
+    triangle, the coordinates of a point); XLA fuses the terms with their neighbours.
+    """
+    parts = [jax.lax.index_in_dim(x, i, axis, keepdims=False) for i in range(x.shape[axis])]
+    return functools.reduce(op, parts)
+
+
 def _tile_boxes(height, width, tile):
     ty, tx = -(-height // tile), -(-width // tile)
     y0 = jnp.arange(ty) * tile
@@ -88,13 +100,18 @@ GROUPS = tuple((kx, ky) for ky in SIDES for kx in SIDES)
 def _extents(verts, faces):
     """float[F, 2]: the sides (x, y) of the triangle's pixel-centre bounding box (inf if not finite)."""
     uv = verts[faces][..., :2]
-    ext = jnp.floor(jnp.max(uv, axis=1)) - jnp.ceil(jnp.min(uv, axis=1)) + 1
+    ext = jnp.floor(_fold(jnp.maximum, uv, 1)) - jnp.ceil(_fold(jnp.minimum, uv, 1)) + 1
     return jnp.where(jnp.isfinite(ext), ext, jnp.inf)
 
 
 def _extent(verts, faces):
     """float[F]: the larger side of the triangle's pixel-centre bounding box."""
-    return jnp.max(_extents(verts, faces), axis=1)
+    return _fold(jnp.maximum, _extents(verts, faces), 1)
+
+
+def _finite(tri):
+    """bool[F]: all nine coordinates of the triangle are finite."""
+    return _fold(jnp.logical_and, jnp.isfinite(tri).reshape(tri.shape[0], -1), 1)
 
 
 def _group(verts, faces):
@@ -115,9 +132,9 @@ def _small(verts, faces):
 def _boxes(verts, faces, margin):
     """Triangle bounding boxes grown by margin px: (lo float[F, 2], hi float[F, 2], finite bool[F])."""
     tri = verts[faces]
-    lo = jnp.min(tri[..., :2], axis=1) - margin
-    hi = jnp.max(tri[..., :2], axis=1) + margin
-    return lo, hi, jnp.all(jnp.isfinite(tri), axis=(1, 2))
+    lo = _fold(jnp.minimum, tri[..., :2], 1) - margin
+    hi = _fold(jnp.maximum, tri[..., :2], 1) + margin
+    return lo, hi, _finite(tri)
 
 
 def _touching(boxes, y0, x0, tile):
@@ -132,14 +149,14 @@ def _touching(boxes, y0, x0, tile):
 def _overlap(verts, faces, height, width, tile, margin, only_large=False):
     """bool[T, F]: triangle bounding boxes (grown by margin px) against tiles."""
     tri = verts[faces]  # [F, 3, 3]
-    lo = jnp.min(tri[..., :2], axis=1) - margin
-    hi = jnp.max(tri[..., :2], axis=1) + margin
+    lo = _fold(jnp.minimum, tri[..., :2], 1) - margin
+    hi = _fold(jnp.maximum, tri[..., :2], 1) + margin
     _, _, ty0, tx0 = _tile_boxes(height, width, tile)
     ty0, tx0 = ty0.astype(verts.dtype), tx0.astype(verts.dtype)
     # a tile covers pixel centres ty0 .. ty0 + tile - 1
     oy = (hi[None, :, 1] >= ty0[:, None]) & (lo[None, :, 1] <= ty0[:, None] + tile - 1)
     ox = (hi[None, :, 0] >= tx0[:, None]) & (lo[None, :, 0] <= tx0[:, None] + tile - 1)
-    finite = jnp.all(jnp.isfinite(tri), axis=(1, 2))
+    finite = _finite(tri)
     if only_large:
         finite = finite & ~_small(verts, faces)
     return oy & ox & finite[None, :]
@@ -296,7 +313,7 @@ def rasterize(
     tri_all = verts[faces]  # [F, 3, 3]
     a_all, b_all, c_all, area_all = _edge_setup(tri_all[:, :, :2])
     front = (area_all < 0) if cull_backfaces else jnp.ones_like(area_all, bool)
-    usable = (area_all != 0) & front & jnp.all(jnp.isfinite(tri_all), axis=(1, 2))
+    usable = (area_all != 0) & front & _finite(tri_all)
 
     # 1. small triangles (all of a face mesh at 512 x 512): each scatters the
     #    depths of the pixel centres of its box, in groups of kx x ky boxes;
@@ -311,24 +328,28 @@ def rasterize(
         fid = jnp.maximum(fid, 0)
         t = tri_all[fid]
         a, b, c, area = a_all[fid], b_all[fid], c_all[fid], area_all[fid]
-        lo = jnp.ceil(jnp.min(t[..., :2], axis=1))  # [G, 2] first pixel centre
+        lo = jnp.ceil(_fold(jnp.minimum, t[..., :2], 1))  # [G, 2] first pixel centre
         w0 = _bary(lo[:, None], a[:, None], b[:, None], c[:, None], area[:, None])[:, 0]
         safe = jnp.where(area != 0, area, 1.0)[:, None]
         # d w_i / dx and d w_i / dy of the three edge functions ([G, 3] each)
         gx = jnp.stack([b[:, 1] - c[:, 1], c[:, 1] - a[:, 1], a[:, 1] - b[:, 1]], -1) / safe
         gy = jnp.stack([c[:, 0] - b[:, 0], a[:, 0] - c[:, 0], b[:, 0] - a[:, 0]], -1) / safe
-        ox = jnp.arange(kx, dtype=dtype)
-        oy = jnp.arange(ky, dtype=dtype)
-        w = (
-            w0[:, None, None, :]
-            + oy[None, :, None, None] * gy[:, None, None, :]
-            + ox[None, None, :, None] * gx[:, None, None, :]
-        )  # [G, ky, kx, 3]
-        z = t[:, None, None, :, 2]
-        d = 1.0 / jnp.sum(w / z, -1) if perspective else jnp.sum(w * z, -1)
+        ox = jnp.arange(kx, dtype=dtype)[None, None, :]
+        oy = jnp.arange(ky, dtype=dtype)[None, :, None]
+        # per corner, not stacked: a sum over an axis of 3 became a reduction that
+        # XLA's CPU backend ran 5 to 10 times slower than these elementwise terms
+        w = [
+            w0[:, i, None, None] + oy * gy[:, i, None, None] + ox * gx[:, i, None, None]
+            for i in range(3)
+        ]  # 3 x [G, ky, kx]
+        z = [t[:, i, 2, None, None] for i in range(3)]
+        if perspective:
+            d = 1.0 / (w[0] / z[0] + w[1] / z[1] + w[2] / z[2])
+        else:
+            d = w[0] * z[0] + w[1] * z[1] + w[2] * z[2]
         px = lo[:, 0, None, None].astype(jnp.int32) + jnp.arange(kx, dtype=jnp.int32)[None, None]
         py = lo[:, 1, None, None].astype(jnp.int32) + jnp.arange(ky, dtype=jnp.int32)[None, :, None]
-        ok = (member & usable[fid])[:, None, None] & jnp.all(w >= 0, -1)
+        ok = (member & usable[fid])[:, None, None] & (w[0] >= 0) & (w[1] >= 0) & (w[2] >= 0)
         ok = ok & (px >= 0) & (px < width) & (py >= 0) & (py < height)
         flats.append(jnp.where(ok, py * width + px, height * width).reshape(-1))
         depths.append(jnp.where(ok, d, jnp.inf).reshape(-1))
@@ -361,9 +382,9 @@ def rasterize(
             a, b, c, area = _edge_setup(tri[None, :, :, :2])
             p = _pixels(tile, y0, x0).astype(dtype)[:, None, :]
             w = _bary(p, a, b, c, area)  # [P, K, 3]
-            inside = jnp.all(w >= 0, axis=-1) & valid[None]
+            inside = _fold(jnp.logical_and, w >= 0) & valid[None]
             z = tri[None, :, :, 2]
-            d = 1.0 / jnp.sum(w / z, -1) if perspective else jnp.sum(w * z, -1)
+            d = 1.0 / _fold(jnp.add, w / z) if perspective else _fold(jnp.add, w * z)
             d = jnp.where(inside, d, jnp.inf)
             k = jnp.argmin(d, axis=1)
             best = jnp.take_along_axis(d, k[:, None], 1)[:, 0]
@@ -385,16 +406,50 @@ def rasterize(
     wb = _bary(pix, a[:, :, None], b[:, :, None], c[:, :, None], area[:, :, None])[:, :, 0]
     if perspective:
         wz = wb / t[..., 2]
-        wb = wz / jnp.sum(wz, -1, keepdims=True)
+        wb = wz / _fold(jnp.add, wz)[..., None]
     hit = tri_id >= 0
     return Fragments(tri_id, jnp.where(hit[..., None], wb, 0.0), jnp.where(hit, best, jnp.inf))
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("height", "width", "plan", "cull_backfaces", "perspective", "sequential"),
+)
+def rasterize_batch(
+    verts: Array,
+    faces: Array,
+    height: int,
+    width: int,
+    plan: RasterPlan,
+    *,
+    cull_backfaces: bool = False,
+    perspective: bool = False,
+    sequential: bool | None = None,
+) -> Fragments:
+    """:func:`rasterize` over a batch of vertex sets: float[B, V, 3] -> Fragments with a leading B.
+
+    ``plan`` must hold every image (``raster_plan`` of the whole batch).
+    ``sequential`` (default: on the CPU) loops over the images with
+    ``lax.map`` instead of vmapping them: on a CPU a vmapped scatter into B
+    z-buffers ran 1.6x slower per image than B single ones (12.6 vs 7.8 ms
+    for 16 views of the ICT face at 512 x 512); accelerators take the vmap.
+    """
+    if sequential is None:
+        sequential = jax.default_backend() == "cpu"
+
+    def one(v):
+        return rasterize(
+            v, faces, height, width, plan, cull_backfaces=cull_backfaces, perspective=perspective
+        )
+
+    return jax.lax.map(one, verts) if sequential else jax.vmap(one)(verts)
 
 
 def interpolate(attributes: Array, faces: Array, frags: Fragments) -> Array:
     """Per-pixel attributes: float[V, C] -> float[H, W, C] (0 off the mesh)."""
     f = faces[jnp.maximum(frags.triangle, 0)]  # [H, W, 3]
     vals = attributes[f]  # [H, W, 3, C]
-    out = jnp.sum(vals * frags.bary[..., None], axis=-2)
+    out = _fold(jnp.add, vals * frags.bary[..., None], -2)
     return jnp.where((frags.triangle >= 0)[..., None], out, 0.0)
 
 
@@ -427,9 +482,11 @@ def _point_triangle_dist2(p, a, b, c):
 
     def seg(a, b):
         ab = b - a
-        t = jnp.clip(jnp.sum((p - a) * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
+        t = jnp.clip(
+            _fold(jnp.add, (p - a) * ab) / jnp.maximum(_fold(jnp.add, ab * ab), 1e-12), 0, 1
+        )
         d = p - (a + t[..., None] * ab)
-        return jnp.sum(d * d, -1)
+        return _fold(jnp.add, d * d)
 
     return jnp.minimum(jnp.minimum(seg(a, b), seg(b, c)), seg(c, a))
 
@@ -537,15 +594,15 @@ def soft_rasterize(
         a, b, c, area = _edge_setup(tri[None, :, :, :2])
         p = _pixels(tile, y0, x0).astype(verts.dtype)[:, None, :]
         w = _bary(p, a, b, c, area)
-        inside = jnp.all(w >= 0, axis=-1)
+        inside = _fold(jnp.logical_and, w >= 0)
         d2 = _point_triangle_dist2(p, a, b, c)
         prob = jax.nn.sigmoid(jnp.where(inside, 1.0, -1.0) * d2 / sigma)
         # below the margin's threshold a triangle does not count (as in SoftRas): else a
         # pixel far from every triangle normalizes by a vanishing sum of weights
         prob = jnp.where(valid[None] & (area != 0) & (prob >= _SOFT_THRESHOLD), prob, 0.0)
         wc = jnp.clip(w, 0.0, 1.0)
-        wc = wc / jnp.maximum(jnp.sum(wc, -1, keepdims=True), 1e-12)
-        z = jnp.sum(wc * zn[f][None], -1)  # [P, K]
+        wc = wc / jnp.maximum(_fold(jnp.add, wc), 1e-12)[..., None]
+        z = _fold(jnp.add, wc * zn[f][None])  # [P, K]
         col = jnp.einsum("pki,kic->pkc", wc, colors[f])
         zmax_p = jnp.maximum(jnp.max(jnp.where(prob > 0, z, -jnp.inf), axis=1, keepdims=True), eps)
         e = jnp.where(prob > 0, prob * jnp.exp(jnp.minimum(z - zmax_p, 0.0) / gamma), 0.0)

@@ -14,6 +14,7 @@ from vafx.kernels.raster import (
     interpolate,
     raster_plan,
     rasterize,
+    rasterize_batch,
     sample_bilinear,
     soft_plan,
     soft_rasterize,
@@ -165,9 +166,12 @@ def test_vmap_equals_loop_and_bilinear():
     f = jnp.asarray(np.arange(12).reshape(4, 3), jnp.int32)
     plan = raster_plan(vs, f, 48, 48)
     batch = jax.vmap(lambda v: rasterize(v, f, 48, 48, plan))(jnp.asarray(vs))
+    looped = rasterize_batch(jnp.asarray(vs), f, 48, 48, plan, sequential=True)
     for i in range(3):
         one = rasterize(jnp.asarray(vs[i]), f, 48, 48, plan)
         np.testing.assert_array_equal(batch.triangle[i], one.triangle)
+        np.testing.assert_array_equal(looped.triangle[i], one.triangle)
+        np.testing.assert_array_equal(looped.bary[i], one.bary)
     img = jnp.asarray(rng.uniform(size=(5, 7, 2)), jnp.float32)
     np.testing.assert_allclose(
         sample_bilinear(img, jnp.array([[3.0, 2.0]]))[0], img[2, 3], atol=1e-6
