@@ -477,21 +477,17 @@ def sample_bilinear(image: Array, uv: Array) -> Array:
     return top * (1 - fy) + bot * fy
 
 
-def _point_triangle_dist2(p, a, b, c):
-    """Squared distance from points p [P, 1, 2] to triangle edges a, b, c [1, K, 2] -> [P, K]."""
-
-    def seg(a, b):
-        ab = b - a
-        t = jnp.clip(
-            _fold(jnp.add, (p - a) * ab) / jnp.maximum(_fold(jnp.add, ab * ab), 1e-12), 0, 1
-        )
-        d = p - (a + t[..., None] * ab)
-        return _fold(jnp.add, d * d)
-
-    return jnp.minimum(jnp.minimum(seg(a, b), seg(b, c)), seg(c, a))
+def _segment_dist2(px, py, ax, ay, bx, by):
+    """Squared distance from points (px, py) to segments (a, b), coordinates as separate arrays."""
+    abx, aby = bx - ax, by - ay
+    t = ((px - ax) * abx + (py - ay) * aby) / jnp.maximum(abx * abx + aby * aby, 1e-12)
+    t = jnp.clip(t, 0.0, 1.0)
+    dx, dy = px - (ax + t * abx), py - (ay + t * aby)
+    return dx * dx + dy * dy
 
 
 SOFT_TILE = 4  # soft rasterizer tile side: small tiles keep the lists near their pixels
+SOFT_BLOCK = 16  # side of the blocks whose lists the tiles' lists are drawn from
 _PAIRS_PER_STEP = 1 << 15  # pixel-triangle pairs the soft rasterizer handles per loop step
 
 
@@ -505,24 +501,66 @@ class SoftPlan(NamedTuple):
         buckets: ((capacity, tiles), ...): list length (a power of two) and
             number of tiles of each bucket; tiles no triangle touches are left out.
         margin: the soft margin in pixels the counts used.
+        block: list length of a SOFT_BLOCK x SOFT_BLOCK block (a power of
+            two): the triangles each tile's list is selected from.
     """
 
     buckets: tuple[tuple[int, int], ...]
     margin: float
+    block: int
 
 
-def _counts(boxes, ty0, tx0, tile):
-    """int[T]: boxes overlapping each tile (a few tiles at a time: memory stays bounded)."""
+def _box_counts(boxes, height, width, tile):
+    """int32[T]: boxes overlapping each tile (row-major tiles of ``_tile_boxes``).
+
+    Every box adds one to the rectangle of tiles it overlaps, through a
+    difference array (four scatters) and two prefix sums: O(F + T), where
+    testing every box against every tile was O(F T). Overlap as :func:`_touching`.
+    """
+    lo, hi, ok = boxes
+    ty, tx = -(-height // tile), -(-width // tile)
+    first = jnp.ceil((lo - (tile - 1)) / tile)  # [F, 2] (x, y): first tile index overlapped
+    last = jnp.floor(hi / tile)
+    first = jnp.where(ok[:, None], first, 0.0)  # no NaN reaches the integer indices
+    last = jnp.where(ok[:, None], last, -1.0)
+    n = jnp.asarray([[tx, ty]], lo.dtype)
+    first = jnp.clip(first, 0, n).astype(jnp.int32)
+    last = jnp.clip(last, -1, n - 1).astype(jnp.int32)
+    ok = ok & jnp.all(first <= last, axis=1)
+    (x0, y0), (x1, y1) = first.T, (last + 1).T
+    d = jnp.zeros((ty + 1, tx + 1), jnp.int32)
+    one = ok.astype(jnp.int32)
+    d = d.at[y0, x0].add(one).at[y0, x1].add(-one).at[y1, x0].add(-one).at[y1, x1].add(one)
+    return jnp.cumsum(jnp.cumsum(d, axis=0), axis=1)[:ty, :tx].reshape(-1)
+
+
+def _block_lists(boxes, height, width, cap):
+    """int32[S, cap]: per SOFT_BLOCK block, the triangles whose boxes overlap it (-1 padded)."""
+    _, _, by0, bx0 = _tile_boxes(height, width, SOFT_BLOCK)
     return jax.lax.map(
-        lambda o: jnp.sum(_touching(boxes, o[0], o[1], tile)), (ty0, tx0), batch_size=64
+        lambda o: jnp.nonzero(_touching(boxes, o[0], o[1], SOFT_BLOCK), size=cap, fill_value=-1)[
+            0
+        ].astype(jnp.int32),
+        (by0, bx0),
+        batch_size=16,
     )
+
+
+def _tile_lists(boxes, lists, y0, x0, cap, width):
+    """int32[cap]: the triangles overlapping the tile at (y0, x0), drawn from its block's list."""
+    bx = -(-width // SOFT_BLOCK)
+    cand = lists[(y0 // SOFT_BLOCK) * bx + x0 // SOFT_BLOCK]
+    lo, hi, ok = boxes
+    safe = jnp.maximum(cand, 0)
+    hit = _touching((lo[safe], hi[safe], ok[safe] & (cand >= 0)), y0, x0, SOFT_TILE)
+    k = jnp.nonzero(hit, size=cap, fill_value=-1)[0]
+    return jnp.where(k >= 0, cand[jnp.maximum(k, 0)], -1)
 
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "tile"))
 def _tile_counts(verts, faces, height, width, tile, margin):
     """int[B, T]: triangles overlapping each tile, per image of a batch [B, V, 3]."""
-    _, _, ty0, tx0 = _tile_boxes(height, width, tile)
-    return jax.lax.map(lambda v: _counts(_boxes(v, faces, margin), ty0, tx0, tile), verts)
+    return jax.vmap(lambda v: _box_counts(_boxes(v, faces, margin), height, width, tile))(verts)
 
 
 def soft_plan(verts, faces, height: int, width: int, sigma: float = 1.0) -> SoftPlan:
@@ -535,7 +573,8 @@ def soft_plan(verts, faces, height: int, width: int, sigma: float = 1.0) -> Soft
     margin = soft_margin(sigma)
     v = jnp.asarray(verts)
     vs = v if v.ndim == 3 else v[None]
-    counts = np.asarray(_tile_counts(vs, jnp.asarray(faces), height, width, SOFT_TILE, margin))
+    f = jnp.asarray(faces)
+    counts = np.asarray(_tile_counts(vs, f, height, width, SOFT_TILE, margin))
     envelope = np.sort(counts, axis=1)[:, ::-1].max(axis=0)  # per rank, the largest
     buckets: list[list[int]] = []
     for c in envelope[envelope > 0]:
@@ -544,7 +583,8 @@ def soft_plan(verts, faces, height: int, width: int, sigma: float = 1.0) -> Soft
             buckets[-1][1] += 1
         else:
             buckets.append([cap, 1])
-    return SoftPlan(tuple((c, n) for c, n in buckets), margin)
+    block = int(np.max(_tile_counts(vs, f, height, width, SOFT_BLOCK, margin)))
+    return SoftPlan(tuple((c, n) for c, n in buckets), margin, _pow2(block, 8))
 
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "plan", "sigma", "gamma", "eps"))
@@ -581,34 +621,55 @@ def soft_rasterize(
     tile = SOFT_TILE
     ty, tx, ty0, tx0 = _tile_boxes(height, width, tile)
     boxes = _boxes(verts, faces, plan.margin)
-    order = jnp.argsort(-_counts(boxes, ty0, tx0, tile), stable=True)  # most triangles first
+    # two levels of lists: every 32 x 32 block lists the triangles near it, every
+    # tile selects its own from its block's list (not from all triangles)
+    blocks = _block_lists(boxes, height, width, plan.block)
+    order = jnp.argsort(-_box_counts(boxes, height, width, tile), stable=True)  # most first
     zmin, zmax = jnp.min(verts[:, 2]), jnp.max(verts[:, 2])
     zn = (zmax - verts[:, 2]) / jnp.maximum(zmax - zmin, 1e-12)  # 1 near, 0 far
     bg = jnp.zeros((colors.shape[1],), colors.dtype) if background is None else background
 
-    def one_tile(cap, y0, x0):
-        lst = jnp.nonzero(_touching(boxes, y0, x0, tile), size=cap, fill_value=-1)[0]
+    def one_tile(y0, x0, lst):
         valid = lst >= 0
-        f = faces[jnp.maximum(lst, 0)]
-        tri = verts[f]
-        a, b, c, area = _edge_setup(tri[None, :, :, :2])
-        p = _pixels(tile, y0, x0).astype(verts.dtype)[:, None, :]
-        w = _bary(p, a, b, c, area)
-        inside = _fold(jnp.logical_and, w >= 0)
-        d2 = _point_triangle_dist2(p, a, b, c)
+        f = faces[jnp.maximum(lst, 0)]  # [K, 3]
+        # every quantity as its own [P, K] array (pixels x triangles), x and y apart:
+        # no short trailing axes, whose reductions (also those autodiff makes) ran
+        # as slow library calls on the CPU
+        p = _pixels(tile, y0, x0).astype(verts.dtype)
+        px, py = p[:, 0, None], p[:, 1, None]  # [P, 1]
+        (ax, ay, _), (bx, by, _), (cx, cy, _) = (verts[f[:, i]].T[:, None, :] for i in range(3))
+        area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)  # [1, K]
+        safe = jnp.where(area != 0, area, 1.0)
+        w = [
+            ((qx - ox) * (py - oy) - (qy - oy) * (px - ox)) / safe
+            for (ox, oy), (qx, qy) in (
+                ((bx, by), (cx, cy)),
+                ((cx, cy), (ax, ay)),
+                ((ax, ay), (bx, by)),
+            )
+        ]  # 3 x [P, K]
+        inside = (w[0] >= 0) & (w[1] >= 0) & (w[2] >= 0)
+        d2 = jnp.minimum(
+            jnp.minimum(
+                _segment_dist2(px, py, ax, ay, bx, by), _segment_dist2(px, py, bx, by, cx, cy)
+            ),
+            _segment_dist2(px, py, cx, cy, ax, ay),
+        )
         prob = jax.nn.sigmoid(jnp.where(inside, 1.0, -1.0) * d2 / sigma)
         # below the margin's threshold a triangle does not count (as in SoftRas): else a
         # pixel far from every triangle normalizes by a vanishing sum of weights
         prob = jnp.where(valid[None] & (area != 0) & (prob >= _SOFT_THRESHOLD), prob, 0.0)
-        wc = jnp.clip(w, 0.0, 1.0)
-        wc = wc / jnp.maximum(_fold(jnp.add, wc), 1e-12)[..., None]
-        z = _fold(jnp.add, wc * zn[f][None])  # [P, K]
-        col = jnp.einsum("pki,kic->pkc", wc, colors[f])
+        wc = [jnp.clip(wi, 0.0, 1.0) for wi in w]
+        total = jnp.maximum(wc[0] + wc[1] + wc[2], 1e-12)
+        wc = [wi / total for wi in wc]
+        z = sum(wi * zn[f[:, i]][None] for i, wi in enumerate(wc))  # [P, K]
         zmax_p = jnp.maximum(jnp.max(jnp.where(prob > 0, z, -jnp.inf), axis=1, keepdims=True), eps)
         e = jnp.where(prob > 0, prob * jnp.exp(jnp.minimum(z - zmax_p, 0.0) / gamma), 0.0)
         eb = jnp.exp((eps - zmax_p) / gamma)
         norm = jnp.sum(e, axis=1, keepdims=True) + eb
-        rgb = (jnp.einsum("pk,pkc->pc", e, col) + eb * bg[None]) / norm
+        # sum over k of e_pk sum_i wc_ipk colour_ikc: three [P, K] x [K, C] products
+        num = sum((e * wi) @ colors[f[:, i]] for i, wi in enumerate(wc))
+        rgb = (num + eb * bg[None]) / norm
         # 1 - prod(1 - D) in log space; D clipped below 1 so that the gradient
         # stays finite where a pixel lies deep inside a triangle (D rounds to 1)
         sil = 1.0 - jnp.exp(jnp.sum(jnp.log1p(-jnp.minimum(prob, 1.0 - 1e-6)), axis=1))
@@ -624,8 +685,16 @@ def soft_rasterize(
         # [pixels x triangles] intermediates (memory bounded by one step); a few
         # small tiles per step (vmapped), so that each step does enough work
         per_step = max(1, min(n, _PAIRS_PER_STEP // (cap * tile * tile)))
-        step = jax.checkpoint(functools.partial(one_tile, cap))
-        r, s_ = jax.lax.map(lambda o: step(*o), (ty0[tiles], tx0[tiles]), batch_size=per_step)
+        # the lists first (integers, outside the checkpoint: the backward pass reuses them)
+        lists = jax.lax.map(
+            lambda o: _tile_lists(boxes, blocks, o[0], o[1], cap, width),
+            (ty0[tiles], tx0[tiles]),
+            batch_size=per_step,
+        )
+        step = jax.checkpoint(one_tile)
+        r, s_ = jax.lax.map(
+            lambda o: step(*o), (ty0[tiles], tx0[tiles], lists), batch_size=per_step
+        )
         rgb = rgb.at[tiles].set(r)
         sil = sil.at[tiles].set(s_)
 

@@ -220,9 +220,9 @@ def refine_photometric(
 def _slack(plan: SoftPlan) -> SoftPlan:
     """Room for the mesh to move during the refinement.
 
-    Twice every list length, and a quarter more tiles (tiles that the face
-    comes to touch rank after those it touched at the start).
+    Twice every list length (tiles and blocks), and a quarter more tiles
+    (tiles that the face comes to touch rank after those it touched at the start).
     """
     tiles = sum(n for _, n in plan.buckets)
     extra = ((16, max(64, tiles // 4)),)
-    return SoftPlan(tuple((2 * c, n) for c, n in plan.buckets) + extra, plan.margin)
+    return SoftPlan(tuple((2 * c, n) for c, n in plan.buckets) + extra, plan.margin, 2 * plan.block)
