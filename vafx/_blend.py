@@ -123,6 +123,17 @@ def _cpu_workers() -> int:
         return os.cpu_count() or 1
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled_solve(shape, dtype_in, mixed, max_iters, sequential, dtype):
+    """:func:`_solve_batch` compiled for crops of ``shape`` (B, hb, wb, C)."""
+    b, hb, wb, _ = shape
+    img, msk = jax.ShapeDtypeStruct(shape, dtype_in), jax.ShapeDtypeStruct((b, hb, wb), bool)
+    return _solve_batch.lower(
+        img, img, msk, msk, jax.ShapeDtypeStruct((), dtype),
+        mixed=mixed, max_iters=max_iters, sequential=sequential, dtype=dtype,
+    ).compile()  # fmt: skip
+
+
 def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
     """Blend zero-padded crops [B, hb, wb, C] over masks [B, hb, wb]; sizes int[B, 2] are the
     real crop sizes (the rest is padding). Returns (values [B, hb, wb, C], BlendInfo).
@@ -139,21 +150,22 @@ def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
         np.arange(wb)[None, None, :] < sizes[:, 1, None, None]
     )
     cpu = jax.default_backend() == "cpu"
-    solve = functools.partial(
-        _solve_batch, rtol=np.asarray(rtol, dtype), mixed=mixed, max_iters=max_iters,
-        sequential=cpu, dtype=np.dtype(dtype),
-    )  # fmt: skip
     arrays = (sources, targets, masks, inside)
     b = len(masks)
     k = min(_cpu_workers(), b) if cpu else 1
+    m = -(-b // k)
+    # compiled here, once, not by every thread on its first call
+    solve = _compiled_solve(
+        (m, *sources.shape[1:]), sources.dtype, mixed, max_iters, cpu, np.dtype(dtype)
+    )
+    rtol = np.asarray(rtol, dtype)
     if k == 1:
-        parts = [jax.tree.map(np.asarray, solve(*arrays))]
+        parts = [jax.tree.map(np.asarray, solve(*arrays, rtol))]
     else:
-        m = -(-b // k)
         arrays = [np.concatenate([a, np.repeat(a[-1:], m * k - b, axis=0)]) for a in arrays]
 
         def chunk(i):  # blocks in its thread, where the wait releases the GIL
-            return jax.tree.map(np.asarray, solve(*(a[i * m : (i + 1) * m] for a in arrays)))
+            return jax.tree.map(np.asarray, solve(*(a[i * m : (i + 1) * m] for a in arrays), rtol))
 
         with concurrent.futures.ThreadPoolExecutor(k) as pool:
             parts = list(pool.map(chunk, range(k)))

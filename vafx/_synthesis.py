@@ -250,9 +250,9 @@ def synthesize_batch(
     One compiled call fits the B photos, one renders all B x T faces (the
     work that depends only on a photo's fit is done once per photo), one
     Poisson-blends all B x T images. Every image equals what
-    :func:`synthesize` gives for that photo and target up to rounding (the
-    blend's crop is the batch's union box; tested: under 1e-4 of the pixels
-    differ by more than one grey level).
+    :func:`synthesize` gives for that photo and target up to rounding (each
+    image is blended on its own crop, padded to the batch's size bucket;
+    tested: under 1e-4 of the pixels differ by more than one grey level).
 
     Args:
         photos: uint8[B, H, W, 3].
