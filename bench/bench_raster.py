@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _timing import median_seconds, report  # noqa: E402
 from vafx.kernels.raster import (  # noqa: E402
+    SOFT_GROUPS,
     raster_plan,
     rasterize,
     rasterize_batch,
@@ -195,7 +196,7 @@ def main():
     fwd = jax.jit(loss)
     t_f = median_seconds(lambda: fwd(vs, col))
     print(
-        f"soft rasterizer, ICT face at 256^2: forward {t_f * 1e3:.1f} ms, forward + backward {t * 1e3:.1f} ms (tile buckets (capacity, tiles): {cap.buckets})"
+        f"soft rasterizer, ICT face at 256^2: forward {t_f * 1e3:.1f} ms, forward + backward {t * 1e3:.1f} ms (pairs in groups: {sum(c * kx * ky for c, (kx, ky) in zip(cap.levels, SOFT_GROUPS))}, spilled: {cap.spill})"
     )
 
 

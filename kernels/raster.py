@@ -6,15 +6,15 @@ the viewing direction (smaller is nearer). Pixel (y, x) samples the point
 (u, v) = (x, y).
 
 No triangle is ever missed, whatever its size. :func:`rasterize` scatters
-every triangle whose pixel bounding box fits in 16 x 16 (in groups of 4, 8
-and 16 pixels) (nearly all triangles of
-a face mesh) straight into the z-buffer (a scatter-min of depths, then of ids
-among the nearest); larger triangles go through tiles: the image is cut into
-square tiles, every tile lists the large triangles whose bounding box overlaps
-it, and each of its pixels tests only that list. :func:`soft_rasterize` tiles
-every triangle, boxes grown by the soft margin, with tiles bucketed by how many
-triangles touch them. List lengths are static: :func:`raster_plan` and
-:func:`soft_plan` count them on the host first.
+every triangle whose pixel bounding box fits in 16 x 16 (nearly all triangles
+of a face mesh) straight into the z-buffer, in groups of equal box size (a
+scatter-min of depths, then of ids among the nearest); larger triangles go
+through tiles: the image is cut into square tiles, every tile lists the large
+triangles whose bounding box overlaps it, and each of its pixels tests only
+that list. :func:`soft_rasterize` scatters every triangle's SoftRas terms into
+the pixels of its box grown by the soft margin, again in groups of equal box
+size, with a flat list of pixel-triangle pairs for the rest. Sizes are static:
+:func:`raster_plan` and :func:`soft_plan` count them on the host first.
 
 - :func:`rasterize`: per pixel the nearest triangle, its perspective-correct
   barycentrics and depth (back faces optionally culled).
@@ -127,23 +127,6 @@ def _group(verts, faces):
 def _small(verts, faces):
     """bool[F]: the triangle's pixel-centre bounding box fits in SMALL x SMALL."""
     return _extent(verts, faces) <= SMALL
-
-
-def _boxes(verts, faces, margin):
-    """Triangle bounding boxes grown by margin px: (lo float[F, 2], hi float[F, 2], finite bool[F])."""
-    tri = verts[faces]
-    lo = _fold(jnp.minimum, tri[..., :2], 1) - margin
-    hi = _fold(jnp.maximum, tri[..., :2], 1) + margin
-    return lo, hi, _finite(tri)
-
-
-def _touching(boxes, y0, x0, tile):
-    """bool[F]: the boxes overlapping the tile whose first pixel centre is (y0, x0)."""
-    lo, hi, ok = boxes
-    y0, x0 = y0.astype(lo.dtype), x0.astype(lo.dtype)
-    oy = (hi[:, 1] >= y0) & (lo[:, 1] <= y0 + tile - 1)
-    ox = (hi[:, 0] >= x0) & (lo[:, 0] <= x0 + tile - 1)
-    return oy & ox & ok
 
 
 def _overlap(verts, faces, height, width, tile, margin, only_large=False):
@@ -486,105 +469,128 @@ def _segment_dist2(px, py, ax, ay, bx, by):
     return dx * dx + dy * dy
 
 
-SOFT_TILE = 4  # soft rasterizer tile side: small tiles keep the lists near their pixels
-SOFT_BLOCK = 16  # side of the blocks whose lists the tiles' lists are drawn from
-_PAIRS_PER_STEP = 1 << 15  # pixel-triangle pairs the soft rasterizer handles per loop step
+SOFT_SIDES = (8, 12, 16, 24, 32)  # soft scatter groups: grown boxes that fit in kx x ky pixels
+SOFT_GROUPS = tuple((kx, ky) for ky in SOFT_SIDES for kx in SOFT_SIDES)
 
 
 class SoftPlan(NamedTuple):
-    """Static tile buckets for :func:`soft_rasterize` (hashable): from :func:`soft_plan`.
-
-    Tiles are ranked by how many triangles (boxes grown by the soft margin)
-    overlap them, most first; consecutive ranks share a list length.
+    """Static sizes for :func:`soft_rasterize` (hashable): from :func:`soft_plan`.
 
     Attributes:
-        buckets: ((capacity, tiles), ...): list length (a power of two) and
-            number of tiles of each bucket; tiles no triangle touches are left out.
-        margin: the soft margin in pixels the counts used.
-        block: list length of a SOFT_BLOCK x SOFT_BLOCK block (a power of
-            two): the triangles each tile's list is selected from.
+        levels: capacity of each scatter group (triangles whose box, grown by
+            the margin, fits in kx x ky pixels, for the (kx, ky) of
+            ``SOFT_GROUPS``; 0 leaves a group out).
+        spill: pixel-triangle pairs for the rest: triangles too large for a
+            group, or beyond their group's capacity (a power of two, or 0).
+        margin: the soft margin in pixels (from ``sigma``) the boxes are grown by.
     """
 
-    buckets: tuple[tuple[int, int], ...]
+    levels: tuple[int, ...]
+    spill: int
     margin: float
-    block: int
 
 
-def _box_counts(boxes, height, width, tile):
-    """int32[T]: boxes overlapping each tile (row-major tiles of ``_tile_boxes``).
+def _grown_boxes(verts, faces, margin):
+    """First pixel centre (x, y) float[F, 2], sides float[F, 2] of the grown boxes, finite bool[F]."""
+    tri = verts[faces]
+    lo = jnp.ceil(_fold(jnp.minimum, tri[..., :2], 1) - margin)
+    hi = jnp.floor(_fold(jnp.maximum, tri[..., :2], 1) + margin)
+    ok = _finite(tri)
+    return jnp.where(ok[:, None], lo, 0.0), jnp.where(ok[:, None], hi - lo + 1, 0.0), ok
 
-    Every box adds one to the rectangle of tiles it overlaps, through a
-    difference array (four scatters) and two prefix sums: O(F + T), where
-    testing every box against every tile was O(F T). Overlap as :func:`_touching`.
+
+def _soft_groups(ext, ok, levels=None):
+    """int32[F]: each triangle's scatter group (index into SOFT_GROUPS); -1 for the spill.
+
+    With ``levels``, triangles beyond their group's capacity (in index order) spill too.
     """
-    lo, hi, ok = boxes
-    ty, tx = -(-height // tile), -(-width // tile)
-    first = jnp.ceil((lo - (tile - 1)) / tile)  # [F, 2] (x, y): first tile index overlapped
-    last = jnp.floor(hi / tile)
-    first = jnp.where(ok[:, None], first, 0.0)  # no NaN reaches the integer indices
-    last = jnp.where(ok[:, None], last, -1.0)
-    n = jnp.asarray([[tx, ty]], lo.dtype)
-    first = jnp.clip(first, 0, n).astype(jnp.int32)
-    last = jnp.clip(last, -1, n - 1).astype(jnp.int32)
-    ok = ok & jnp.all(first <= last, axis=1)
-    (x0, y0), (x1, y1) = first.T, (last + 1).T
-    d = jnp.zeros((ty + 1, tx + 1), jnp.int32)
-    one = ok.astype(jnp.int32)
-    d = d.at[y0, x0].add(one).at[y0, x1].add(-one).at[y1, x0].add(-one).at[y1, x1].add(one)
-    return jnp.cumsum(jnp.cumsum(d, axis=0), axis=1)[:ty, :tx].reshape(-1)
+    sides = jnp.asarray(SOFT_SIDES, ext.dtype)
+    gx = jnp.searchsorted(sides, ext[:, 0])  # first side >= the extent
+    gy = jnp.searchsorted(sides, ext[:, 1])
+    fits = ok & (gx < len(SOFT_SIDES)) & (gy < len(SOFT_SIDES))
+    group = jnp.where(fits, gy * len(SOFT_SIDES) + gx, -1).astype(jnp.int32)
+    if levels is not None:
+        cap = jnp.asarray(levels, jnp.int32)
+        one_hot = group[:, None] == jnp.arange(len(SOFT_GROUPS), dtype=jnp.int32)[None]
+        ranks = jnp.cumsum(one_hot, 0, dtype=jnp.int32)  # 1-based within each group
+        rank = jnp.sum(jnp.where(one_hot, ranks, 0), 1, dtype=jnp.int32)
+        group = jnp.where(rank <= cap[jnp.maximum(group, 0)], group, -1)
+    return group
 
 
-def _block_lists(boxes, height, width, cap):
-    """int32[S, cap]: per SOFT_BLOCK block, the triangles whose boxes overlap it (-1 padded)."""
-    _, _, by0, bx0 = _tile_boxes(height, width, SOFT_BLOCK)
-    return jax.lax.map(
-        lambda o: jnp.nonzero(_touching(boxes, o[0], o[1], SOFT_BLOCK), size=cap, fill_value=-1)[
-            0
-        ].astype(jnp.int32),
-        (by0, bx0),
-        batch_size=16,
-    )
+def _spill_counts(lo, ext, ok, spilled, height, width):
+    """Per triangle its box clipped to the image: x0, y0, columns (int32[F] each), pairs int32[F]."""
+    x0 = jnp.clip(lo[:, 0], 0, width)
+    y0 = jnp.clip(lo[:, 1], 0, height)
+    nx = jnp.clip(lo[:, 0] + ext[:, 0], 0, width) - x0
+    ny = jnp.clip(lo[:, 1] + ext[:, 1], 0, height) - y0
+    nx, ny = nx.astype(jnp.int32), ny.astype(jnp.int32)
+    pairs = jnp.where(spilled & ok, nx * ny, 0)
+    return x0.astype(jnp.int32), y0.astype(jnp.int32), nx, pairs
 
 
-def _tile_lists(boxes, lists, y0, x0, cap, width):
-    """int32[cap]: the triangles overlapping the tile at (y0, x0), drawn from its block's list."""
-    bx = -(-width // SOFT_BLOCK)
-    cand = lists[(y0 // SOFT_BLOCK) * bx + x0 // SOFT_BLOCK]
-    lo, hi, ok = boxes
-    safe = jnp.maximum(cand, 0)
-    hit = _touching((lo[safe], hi[safe], ok[safe] & (cand >= 0)), y0, x0, SOFT_TILE)
-    k = jnp.nonzero(hit, size=cap, fill_value=-1)[0]
-    return jnp.where(k >= 0, cand[jnp.maximum(k, 0)], -1)
+@functools.partial(jax.jit, static_argnames=("height", "width"))
+def _soft_counts(verts, faces, height, width, margin):
+    """int[B, len(SOFT_GROUPS) + 1]: triangles per group, then spilled pairs, per image of [B, V, 3]."""
 
+    def one(v):
+        lo, ext, ok = _grown_boxes(v, faces, margin)
+        group = _soft_groups(ext, ok)
+        pairs = _spill_counts(lo, ext, ok, group < 0, height, width)[3]
+        counts = jnp.bincount(
+            jnp.where(group >= 0, group, len(SOFT_GROUPS)), length=len(SOFT_GROUPS)
+        )
+        return jnp.concatenate([counts.astype(jnp.int32), jnp.sum(pairs, dtype=jnp.int32)[None]])
 
-@functools.partial(jax.jit, static_argnames=("height", "width", "tile"))
-def _tile_counts(verts, faces, height, width, tile, margin):
-    """int[B, T]: triangles overlapping each tile, per image of a batch [B, V, 3]."""
-    return jax.vmap(lambda v: _box_counts(_boxes(v, faces, margin), height, width, tile))(verts)
+    return jax.vmap(one)(verts)
 
 
 def soft_plan(verts, faces, height: int, width: int, sigma: float = 1.0) -> SoftPlan:
     """Count on the host what :func:`soft_rasterize` must hold (for a batch [B, V, 3]: the largest).
 
-    Every tile gets a list as long as the power of two above its own count
-    (ranked, so that a batch shares the buckets), instead of all tiles the
-    longest: work follows the triangles actually near each tile.
+    Group capacities are rounded up to a few sizes (quarter powers of two), so
+    plans repeat and compiled code is reused.
     """
     margin = soft_margin(sigma)
     v = jnp.asarray(verts)
     vs = v if v.ndim == 3 else v[None]
-    f = jnp.asarray(faces)
-    counts = np.asarray(_tile_counts(vs, f, height, width, SOFT_TILE, margin))
-    envelope = np.sort(counts, axis=1)[:, ::-1].max(axis=0)  # per rank, the largest
-    buckets: list[list[int]] = []
-    for c in envelope[envelope > 0]:
-        cap = _pow2(int(c), 8)
-        if buckets and buckets[-1][0] == cap:
-            buckets[-1][1] += 1
-        else:
-            buckets.append([cap, 1])
-    block = int(np.max(_tile_counts(vs, f, height, width, SOFT_BLOCK, margin)))
-    return SoftPlan(tuple((c, n) for c, n in buckets), margin, _pow2(block, 8))
+    counts = np.max(np.asarray(_soft_counts(vs, jnp.asarray(faces), height, width, margin)), 0)
+    levels = tuple(_quarter_pow2(int(c), 16) for c in counts[:-1])
+    return SoftPlan(levels, _pow2(int(counts[-1]), 1024), margin)
+
+
+def _soft_terms(px, py, tri, sigma):
+    """One pixel-triangle pair's SoftRas terms, every argument broadcastable to the pairs' shape.
+
+    Args:
+        px, py: pixel centres.
+        tri: (ax, ay, bx, by, cx, cy, inv_area, za, zb, zc, colours): corners
+            in pixels, 1 / signed area (0 for a degenerate triangle), normalized
+            depths of the corners, and ``colours`` a list per channel of
+            (ca, cb, cc).
+        sigma: sharpness in squared pixels.
+
+    Returns:
+        (probability D, interpolated depth, list of interpolated colour channels).
+    """
+    ax, ay, bx, by, cx, cy, inv_area, za, zb, zc, colours = tri
+    w0 = ((cx - bx) * (py - by) - (cy - by) * (px - bx)) * inv_area
+    w1 = ((ax - cx) * (py - cy) - (ay - cy) * (px - cx)) * inv_area
+    w2 = ((bx - ax) * (py - ay) - (by - ay) * (px - ax)) * inv_area
+    inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+    d2 = jnp.minimum(
+        jnp.minimum(_segment_dist2(px, py, ax, ay, bx, by), _segment_dist2(px, py, bx, by, cx, cy)),
+        _segment_dist2(px, py, cx, cy, ax, ay),
+    )
+    prob = jax.nn.sigmoid(jnp.where(inside, d2, -d2) / sigma)
+    # below the margin's threshold a triangle does not count (as in SoftRas): else a
+    # pixel far from every triangle normalizes by a vanishing sum of weights
+    prob = jnp.where((inv_area != 0) & (prob >= _SOFT_THRESHOLD), prob, 0.0)
+    wc = [jnp.clip(w, 0.0, 1.0) for w in (w0, w1, w2)]
+    total = jnp.maximum(wc[0] + wc[1] + wc[2], 1e-12)
+    wc = [w / total for w in wc]
+    z = wc[0] * za + wc[1] * zb + wc[2] * zc
+    return prob, z, [wc[0] * a + wc[1] * b + wc[2] * c for a, b, c in colours]
 
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "plan", "sigma", "gamma", "eps"))
@@ -603,13 +609,22 @@ def soft_rasterize(
 ) -> tuple[Array, Array]:
     """SoftRas rendering of per-vertex colours (one image; vmap for batches).
 
+    Every triangle scatters its terms into the pixels of its bounding box grown
+    by the soft margin (``plan.margin``): the largest depth per pixel (a
+    scatter-max, outside the gradient: the aggregation does not depend on it),
+    then sums of softmax weights, weighted colours and log(1 - D) (scatter-adds,
+    whose gradients are gathers). Triangles whose grown box fits in 32 x 32
+    pixels go in groups of equal box size (their parameters broadcast over the
+    box); the rest, and any beyond a group's capacity, as a flat list of
+    pixel-triangle pairs (``plan.spill``).
+
     Args:
         verts: float[V, 3] image-space vertices (u, v, z); z is mapped to
-            ``(z_far - z) / (z_far - z_near)`` over the image's triangles.
+            ``(z_far - z) / (z_far - z_near)`` over the image's vertices.
         faces: int32[F, 3].
         colors: float[V, C] per-vertex colours (interpolated inside triangles).
         height, width: image size (static).
-        plan: tile buckets from :func:`soft_plan` with the same ``sigma`` (static).
+        plan: static sizes from :func:`soft_plan` with the same ``sigma`` (static).
         sigma: sharpness in squared pixels: D = sigmoid(+-d^2 / sigma) (static).
         gamma: depth temperature of the aggregation (static).
         background: float[C] (default zeros).
@@ -618,87 +633,86 @@ def soft_rasterize(
     Returns:
         (float[H, W, C] colours, float[H, W] silhouette).
     """
-    tile = SOFT_TILE
-    ty, tx, ty0, tx0 = _tile_boxes(height, width, tile)
-    boxes = _boxes(verts, faces, plan.margin)
-    # two levels of lists: every 32 x 32 block lists the triangles near it, every
-    # tile selects its own from its block's list (not from all triangles)
-    blocks = _block_lists(boxes, height, width, plan.block)
-    order = jnp.argsort(-_box_counts(boxes, height, width, tile), stable=True)  # most first
-    zmin, zmax = jnp.min(verts[:, 2]), jnp.max(verts[:, 2])
+    dtype = verts.dtype
+    n_ch = colors.shape[1]
+    lo, ext, ok = _grown_boxes(verts, faces, plan.margin)
+    group = _soft_groups(ext, ok, plan.levels)
+    finite = jnp.isfinite(verts[:, 2])
+    zmin = jnp.min(jnp.where(finite, verts[:, 2], jnp.inf))
+    zmax = jnp.max(jnp.where(finite, verts[:, 2], -jnp.inf))
     zn = (zmax - verts[:, 2]) / jnp.maximum(zmax - zmin, 1e-12)  # 1 near, 0 far
-    bg = jnp.zeros((colors.shape[1],), colors.dtype) if background is None else background
+    bg = jnp.zeros((n_ch,), dtype) if background is None else background.astype(dtype)
 
-    def one_tile(y0, x0, lst):
-        valid = lst >= 0
-        f = faces[jnp.maximum(lst, 0)]  # [K, 3]
-        # every quantity as its own [P, K] array (pixels x triangles), x and y apart:
-        # no short trailing axes, whose reductions (also those autodiff makes) ran
-        # as slow library calls on the CPU
-        p = _pixels(tile, y0, x0).astype(verts.dtype)
-        px, py = p[:, 0, None], p[:, 1, None]  # [P, 1]
-        (ax, ay, _), (bx, by, _), (cx, cy, _) = (verts[f[:, i]].T[:, None, :] for i in range(3))
-        area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)  # [1, K]
-        safe = jnp.where(area != 0, area, 1.0)
-        w = [
-            ((qx - ox) * (py - oy) - (qy - oy) * (px - ox)) / safe
-            for (ox, oy), (qx, qy) in (
-                ((bx, by), (cx, cy)),
-                ((cx, cy), (ax, ay)),
-                ((ax, ay), (bx, by)),
-            )
-        ]  # 3 x [P, K]
-        inside = (w[0] >= 0) & (w[1] >= 0) & (w[2] >= 0)
-        d2 = jnp.minimum(
-            jnp.minimum(
-                _segment_dist2(px, py, ax, ay, bx, by), _segment_dist2(px, py, bx, by, cx, cy)
-            ),
-            _segment_dist2(px, py, cx, cy, ax, ay),
+    def params(fid, keep):
+        """Per-triangle terms of faces fid (any shape), zeros where not keep (no NaN reaches a gradient)."""
+        f = faces[fid]
+        corner = [verts[f[..., i]] for i in range(3)]
+        (ax, ay), (bx, by), (cx, cy) = ((p[..., 0], p[..., 1]) for p in corner)
+        area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+        inv = jnp.where(area != 0, 1.0 / jnp.where(area != 0, area, 1.0), 0.0)
+        cols = [[colors[f[..., i], ch] for i in range(3)] for ch in range(n_ch)]
+        flat = [ax, ay, bx, by, cx, cy, inv] + [zn[f[..., i]] for i in range(3)]
+        flat = [jnp.where(keep, t, 0.0) for t in flat]
+        return (*flat, [[jnp.where(keep, t, 0.0) for t in c] for c in cols])
+
+    chunks = []  # (flat pixel index, prob, depth, colour channels) of each group of pairs
+    for (kx, ky), cap in zip(SOFT_GROUPS, plan.levels):
+        if not cap:
+            continue
+        fid = jnp.nonzero(group == SOFT_GROUPS.index((kx, ky)), size=cap, fill_value=-1)[0]
+        member = fid >= 0
+        fid = jnp.maximum(fid, 0)
+        x = lo[fid, 0, None, None].astype(jnp.int32) + jnp.arange(kx, dtype=jnp.int32)[None, None]
+        y = (
+            lo[fid, 1, None, None].astype(jnp.int32)
+            + jnp.arange(ky, dtype=jnp.int32)[None, :, None]
         )
-        prob = jax.nn.sigmoid(jnp.where(inside, 1.0, -1.0) * d2 / sigma)
-        # below the margin's threshold a triangle does not count (as in SoftRas): else a
-        # pixel far from every triangle normalizes by a vanishing sum of weights
-        prob = jnp.where(valid[None] & (area != 0) & (prob >= _SOFT_THRESHOLD), prob, 0.0)
-        wc = [jnp.clip(wi, 0.0, 1.0) for wi in w]
-        total = jnp.maximum(wc[0] + wc[1] + wc[2], 1e-12)
-        wc = [wi / total for wi in wc]
-        z = sum(wi * zn[f[:, i]][None] for i, wi in enumerate(wc))  # [P, K]
-        zmax_p = jnp.maximum(jnp.max(jnp.where(prob > 0, z, -jnp.inf), axis=1, keepdims=True), eps)
-        e = jnp.where(prob > 0, prob * jnp.exp(jnp.minimum(z - zmax_p, 0.0) / gamma), 0.0)
-        eb = jnp.exp((eps - zmax_p) / gamma)
-        norm = jnp.sum(e, axis=1, keepdims=True) + eb
-        # sum over k of e_pk sum_i wc_ipk colour_ikc: three [P, K] x [K, C] products
-        num = sum((e * wi) @ colors[f[:, i]] for i, wi in enumerate(wc))
-        rgb = (num + eb * bg[None]) / norm
+        keep = member[:, None, None] & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+
+        tri = jax.tree.map(lambda t: t[:, None, None], params(fid, member))
+        prob, z, col = _soft_terms(x.astype(dtype), y.astype(dtype), tri, sigma)
+        prob = jnp.where(keep, prob, 0.0).reshape(-1)
+        flat = jnp.where(keep, y * width + x, height * width).reshape(-1)
+        chunks.append((flat, prob, z.reshape(-1), [c.reshape(-1) for c in col]))
+
+    if plan.spill:
+        # pair p belongs to the last spilled triangle whose first pair is at or before p
+        x0, y0, nx, pairs = _spill_counts(lo, ext, ok, group < 0, height, width)
+        start = jnp.cumsum(pairs, dtype=jnp.int32) - pairs
+        p = jnp.arange(plan.spill, dtype=jnp.int32)
+        ids = jnp.where(pairs > 0, jnp.arange(faces.shape[0], dtype=jnp.int32), -1)
+        marks = jnp.full((plan.spill,), -1, jnp.int32).at[start].max(ids, mode="drop")
+        fid = jnp.maximum(jax.lax.cummax(marks), 0)
+        valid = (p < jnp.sum(pairs, dtype=jnp.int32)) & (pairs[fid] > 0)
+        off = p - start[fid]
+        row = off // jnp.maximum(nx[fid], 1)
+        x, y = x0[fid] + off - row * nx[fid], y0[fid] + row
+        prob, z, col = _soft_terms(x.astype(dtype), y.astype(dtype), params(fid, valid), sigma)
+        prob = jnp.where(valid, prob, 0.0)
+        chunks.append((jnp.where(valid, y * width + x, height * width), prob, z, col))
+
+    # softmax over the triangles at a pixel, shifted by its largest depth (a constant
+    # to the gradient: the weights do not change with the shift)
+    top = jnp.full((height * width,), -jnp.inf, dtype)
+    for flat, prob, z, _ in chunks:
+        top = top.at[flat].max(jax.lax.stop_gradient(jnp.where(prob > 0, z, -jnp.inf)), mode="drop")
+    top = jax.lax.stop_gradient(jnp.maximum(top, eps))
+    # one scatter per sum: a scatter of [pairs, C + 2] rows made XLA's CPU backend
+    # build the rows in a concatenation 4 times slower than the arithmetic itself
+    sums = [jnp.zeros((height * width,), dtype) for _ in range(n_ch + 2)]
+    for flat, prob, z, col in chunks:
+        touch = prob > 0
+        shift = jnp.where(touch, z - top.at[flat].get(mode="fill", fill_value=0.0), 0.0)
+        e = jnp.where(touch, prob * jnp.exp(shift / gamma), 0.0)
         # 1 - prod(1 - D) in log space; D clipped below 1 so that the gradient
         # stays finite where a pixel lies deep inside a triangle (D rounds to 1)
-        sil = 1.0 - jnp.exp(jnp.sum(jnp.log1p(-jnp.minimum(prob, 1.0 - 1e-6)), axis=1))
-        return rgb, sil
-
-    rgb = jnp.broadcast_to(bg.astype(verts.dtype), (ty * tx, tile * tile, colors.shape[1]))
-    sil = jnp.zeros((ty * tx, tile * tile), verts.dtype)
-    start = 0
-    for cap, n in plan.buckets:
-        tiles = order[start : start + n]
-        start += n
-        # remat: the backward pass recomputes a tile instead of storing every tile's
-        # [pixels x triangles] intermediates (memory bounded by one step); a few
-        # small tiles per step (vmapped), so that each step does enough work
-        per_step = max(1, min(n, _PAIRS_PER_STEP // (cap * tile * tile)))
-        # the lists first (integers, outside the checkpoint: the backward pass reuses them)
-        lists = jax.lax.map(
-            lambda o: _tile_lists(boxes, blocks, o[0], o[1], cap, width),
-            (ty0[tiles], tx0[tiles]),
-            batch_size=per_step,
-        )
-        step = jax.checkpoint(one_tile)
-        r, s_ = jax.lax.map(
-            lambda o: step(*o), (ty0[tiles], tx0[tiles], lists), batch_size=per_step
-        )
-        rgb = rgb.at[tiles].set(r)
-        sil = sil.at[tiles].set(s_)
-
-    return _untile(rgb, ty, tx, tile, height, width), _untile(sil, ty, tx, tile, height, width)
+        log_out = jnp.log1p(-jnp.minimum(prob, 1.0 - 1e-6))
+        terms = [e] + [e * c for c in col] + [log_out]
+        sums = [s.at[flat].add(t, mode="drop") for s, t in zip(sums, terms)]
+    e_bg = jnp.exp((eps - top) / gamma)
+    rgb = (jnp.stack(sums[1 : 1 + n_ch], -1) + e_bg[:, None] * bg[None]) / (sums[0] + e_bg)[:, None]
+    sil = 1.0 - jnp.exp(sums[-1])
+    return rgb.reshape(height, width, n_ch), sil.reshape(height, width)
 
 
 _SOFT_THRESHOLD = 1e-4  # probability below which a triangle does not touch a pixel

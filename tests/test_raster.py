@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
 from vafx.kernels.raster import (
+    SoftPlan,
     interpolate,
     raster_plan,
     rasterize,
@@ -156,6 +157,83 @@ def test_soft_tends_to_hard_and_gradients_pass():
             loss, (jnp.asarray(v, jnp.float64), jnp.asarray(col, jnp.float64)), order=1, modes=("rev",),
             atol=1e-2, rtol=1e-2, eps=1e-4,
         )  # fmt: skip
+
+
+def dense_softras(v, f, col, h, w, sigma, gamma, eps, bg):
+    """SoftRas over every pixel-triangle pair, in float64 numpy (the definition, no culling)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    px, py = xx.reshape(-1, 1).astype(float), yy.reshape(-1, 1).astype(float)
+    t = v[f].astype(float)  # [F, 3, 3]
+    a, b, c = t[:, 0], t[:, 1], t[:, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    def edge(o, q):
+        return ((q[:, 0] - o[:, 0]) * (py - o[:, 1]) - (q[:, 1] - o[:, 1]) * (px - o[:, 0])) / area
+
+    def seg(o, q):
+        d = q[:, :2] - o[:, :2]
+        s = ((px - o[:, 0]) * d[:, 0] + (py - o[:, 1]) * d[:, 1]) / (d**2).sum(1)
+        s = np.clip(s, 0, 1)
+        return (px - o[:, 0] - s * d[:, 0]) ** 2 + (py - o[:, 1] - s * d[:, 1]) ** 2
+
+    wts = np.stack([edge(b, c), edge(c, a), edge(a, b)])  # [3, P, F]
+    d2 = np.minimum(np.minimum(seg(a, b), seg(b, c)), seg(c, a))
+    inside = (wts >= 0).all(0)
+    prob = 0.5 * (1 + np.tanh(np.where(inside, d2, -d2) / (2 * sigma)))  # sigmoid
+    prob = np.where(prob >= 1e-4, prob, 0.0)
+    wc = np.clip(wts, 0, 1)
+    wc = wc / np.maximum(wc.sum(0), 1e-12)
+    zn = (v[:, 2].max() - v[:, 2]) / (v[:, 2].max() - v[:, 2].min())
+    z = np.einsum("ipf,fi->pf", wc, zn[f])
+    cols = np.einsum("ipf,fic->pfc", wc, col[f])
+    top = np.maximum(np.where(prob > 0, z, -np.inf).max(1, keepdims=True), eps)
+    e = np.where(prob > 0, prob * np.exp((z - top) / gamma), 0.0)
+    e_bg = np.exp((eps - top) / gamma)
+    rgb = (np.einsum("pf,pfc->pc", e, cols) + e_bg * bg) / (e.sum(1, keepdims=True) + e_bg)
+    sil = 1 - np.prod(1 - np.minimum(prob, 1 - 1e-6), axis=1)
+    return rgb.reshape(h, w, -1), sil.reshape(h, w)
+
+
+def test_soft_equals_dense_definition_whatever_the_plan():
+    # small and large triangles (some partly off the image): group and spill paths
+    rng = np.random.default_rng(5)
+    n = 24
+    centre = rng.uniform(-4, 44, (n, 1, 2))
+    size = np.where(rng.uniform(size=(n, 1, 1)) < 0.7, 3.0, 30.0)
+    uv = centre + rng.uniform(-1, 1, (n, 3, 2)) * size
+    v = np.c_[uv.reshape(-1, 2), rng.uniform(1, 3, 3 * n)].astype(np.float32)
+    f = np.arange(3 * n, dtype=np.int32).reshape(n, 3)
+    col = rng.uniform(size=(3 * n, 3)).astype(np.float32)
+    bg = np.array([0.2, 0.5, 0.9], np.float32)
+    sigma, gamma, eps = 2.0, 0.05, 1e-3
+    want_rgb, want_sil = dense_softras(v, f, col, 40, 48, sigma, gamma, eps, bg)
+    plan = soft_plan(v, f, 40, 48, sigma)
+    assert plan.spill > 0 and any(plan.levels)  # both paths run
+    every = SoftPlan(plan.levels, 1 << 16, plan.margin)
+    spill_only = SoftPlan((0,) * len(plan.levels), 1 << 16, plan.margin)
+    full_groups = SoftPlan(tuple(min(c, 2) for c in plan.levels), 1 << 16, plan.margin)
+    for p in (plan, every, spill_only, full_groups):
+        rgb, sil = soft_rasterize(
+            jnp.asarray(v), jnp.asarray(f), jnp.asarray(col), 40, 48, p,
+            sigma=sigma, gamma=gamma, background=jnp.asarray(bg), eps=eps,
+        )  # fmt: skip
+        np.testing.assert_allclose(np.asarray(rgb), want_rgb, atol=2e-4)
+        np.testing.assert_allclose(np.asarray(sil), want_sil, atol=2e-5)
+    # a batch by vmap, the plan of the whole batch: each image as alone
+    vs = np.stack([v, v + np.float32([3.5, -2.0, 0.0])])
+    plan = soft_plan(vs, f, 40, 48, sigma)
+    batch = jax.vmap(
+        lambda x: soft_rasterize(
+            x, jnp.asarray(f), jnp.asarray(col), 40, 48, plan, sigma=sigma, gamma=gamma, eps=eps
+        )
+    )(jnp.asarray(vs))
+    for i in range(2):
+        one = soft_rasterize(
+            jnp.asarray(vs[i]), jnp.asarray(f), jnp.asarray(col), 40, 48, plan,
+            sigma=sigma, gamma=gamma, eps=eps,
+        )  # fmt: skip
+        np.testing.assert_allclose(batch[0][i], one[0], atol=1e-6)
+        np.testing.assert_allclose(batch[1][i], one[1], atol=1e-6)
 
 
 def test_vmap_equals_loop_and_bilinear():

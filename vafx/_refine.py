@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,7 @@ import optax
 from ._fitting import Fit, image_vertices
 from ._model._morphable import MorphableModel, model_shape, region_faces
 from .kernels.camera import so3_exp
-from .kernels.raster import SoftPlan, soft_plan, soft_rasterize
+from .kernels.raster import SOFT_GROUPS, SoftPlan, soft_plan, soft_rasterize
 
 __all__ = ["RefineConfig", "refine_photometric"]
 
@@ -220,9 +221,11 @@ def refine_photometric(
 def _slack(plan: SoftPlan) -> SoftPlan:
     """Room for the mesh to move during the refinement.
 
-    Twice every list length (tiles and blocks), and a quarter more tiles
-    (tiles that the face comes to touch rank after those it touched at the start).
+    A triangle whose box grows or shrinks past a group's side changes group;
+    one that finds its group full spills into the flat pair list. Every group
+    gets a quarter more room, and the spill at least an eighth of the groups' pairs.
     """
-    tiles = sum(n for _, n in plan.buckets)
-    extra = ((16, max(64, tiles // 4)),)
-    return SoftPlan(tuple((2 * c, n) for c, n in plan.buckets) + extra, plan.margin, 2 * plan.block)
+    levels = tuple(-(-5 * c // 4) for c in plan.levels)
+    pairs = sum(c * kx * ky for c, (kx, ky) in zip(levels, SOFT_GROUPS))
+    spill = max(2 * plan.spill, pairs // 8, 1024)
+    return SoftPlan(levels, 1 << math.ceil(math.log2(spill)), plan.margin)
