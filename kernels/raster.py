@@ -313,29 +313,33 @@ def rasterize(
         a, b, c, area = a_all[fid], b_all[fid], c_all[fid], area_all[fid]
         lo = jnp.ceil(_fold(jnp.minimum, t[..., :2], 1))  # [G, 2] first pixel centre
         w0 = _bary(lo[:, None], a[:, None], b[:, None], c[:, None], area[:, None])[:, 0]
+        # a triangle left out never has a pixel inside
+        w0 = jnp.where((member & usable[fid])[:, None], w0, -jnp.inf)
         safe = jnp.where(area != 0, area, 1.0)[:, None]
         # d w_i / dx and d w_i / dy of the three edge functions ([G, 3] each)
         gx = jnp.stack([b[:, 1] - c[:, 1], c[:, 1] - a[:, 1], a[:, 1] - b[:, 1]], -1) / safe
         gy = jnp.stack([c[:, 0] - b[:, 0], a[:, 0] - c[:, 0], b[:, 0] - a[:, 0]], -1) / safe
+        # depth (or, with perspective, its inverse) is a plane on screen too
+        q = 1.0 / t[..., 2] if perspective else t[..., 2]  # [G, 3]
+        plane = [_fold(jnp.add, g * q) for g in (w0, gy, gx)]
+        tri = [w0[:, i] for i in range(3)] + [gy[:, i] for i in range(3)]
+        tri += [gx[:, i] for i in range(3)] + plane
+        tri += [lo[:, 0].astype(jnp.int32), lo[:, 1].astype(jnp.int32)]
+        tri = [x[:, None, None] for x in tri]  # per triangle: [G, 1, 1] each
         ox = jnp.arange(kx, dtype=dtype)[None, None, :]
         oy = jnp.arange(ky, dtype=dtype)[None, :, None]
-        # per corner, not stacked: a sum over an axis of 3 became a reduction that
-        # XLA's CPU backend ran 5 to 10 times slower than these elementwise terms
-        w = [
-            w0[:, i, None, None] + oy * gy[:, i, None, None] + ox * gx[:, i, None, None]
-            for i in range(3)
-        ]  # 3 x [G, ky, kx]
-        z = [t[:, i, 2, None, None] for i in range(3)]
+        w = [tri[i] + oy * tri[3 + i] + ox * tri[6 + i] for i in range(3)]  # 3 x [G, ky, kx]
+        d = tri[9] + oy * tri[10] + ox * tri[11]
         if perspective:
-            d = 1.0 / (w[0] / z[0] + w[1] / z[1] + w[2] / z[2])
-        else:
-            d = w[0] * z[0] + w[1] * z[1] + w[2] * z[2]
-        px = lo[:, 0, None, None].astype(jnp.int32) + jnp.arange(kx, dtype=jnp.int32)[None, None]
-        py = lo[:, 1, None, None].astype(jnp.int32) + jnp.arange(ky, dtype=jnp.int32)[None, :, None]
-        ok = (member & usable[fid])[:, None, None] & (w[0] >= 0) & (w[1] >= 0) & (w[2] >= 0)
+            d = 1.0 / d
+        px = tri[12] + jnp.arange(kx, dtype=jnp.int32)[None, None]
+        py = tri[13] + jnp.arange(ky, dtype=jnp.int32)[None, :, None]
+        ok = (w[0] >= 0) & (w[1] >= 0) & (w[2] >= 0)
         ok = ok & (px >= 0) & (px < width) & (py >= 0) & (py < height)
         flats.append(jnp.where(ok, py * width + px, height * width).reshape(-1))
-        depths.append(jnp.where(ok, d, jnp.inf).reshape(-1))
+        # misses are dropped by their index alone: the depth needs no test (XLA
+        # would repeat the three edge tests for it)
+        depths.append(d.reshape(-1))
         idss.append(jnp.broadcast_to(fid[:, None, None], ok.shape).reshape(-1))
     zbuf = jnp.full((height * width,), jnp.inf, dtype)
     idbuf = jnp.full((height * width,), -1, jnp.int32)
@@ -379,19 +383,25 @@ def rasterize(
         tri_id = jnp.where(big_depth < zs, big_id, tri_id)
         best = jnp.minimum(big_depth, zs)
 
-    # 3. barycentrics of the winner at every pixel
-    yy, xx = jnp.meshgrid(
-        jnp.arange(height, dtype=dtype), jnp.arange(width, dtype=dtype), indexing="ij"
-    )
-    pix = jnp.stack([xx, yy], -1)[:, :, None, :]  # [H, W, 1, 2]
-    t = tri_all[jnp.maximum(tri_id, 0)]  # [H, W, 3, 3]
-    a, b, c, area = _edge_setup(t[..., :2])
-    wb = _bary(pix, a[:, :, None], b[:, :, None], c[:, :, None], area[:, :, None])[:, :, 0]
-    if perspective:
-        wz = wb / t[..., 2]
-        wb = wz / _fold(jnp.add, wz)[..., None]
+    # 3. barycentrics of the winner at every pixel, from its corners gathered per
+    #    pixel as scalars (one [H, W, 3, 3] gather and stacked edge terms ran
+    #    twice as long)
     hit = tri_id >= 0
-    return Fragments(tri_id, jnp.where(hit[..., None], wb, 0.0), jnp.where(hit, best, jnp.inf))
+    k = jnp.maximum(tri_id, 0)
+    inv = 1.0 / jnp.where(area_all != 0, area_all, 1.0)
+    xy = [(p[:, 0][k], p[:, 1][k]) for p in (a_all, b_all, c_all)]  # 3 x ([H, W], [H, W])
+    yy = jnp.arange(height, dtype=dtype)[:, None]
+    xx = jnp.arange(width, dtype=dtype)[None, :]
+    wb = [
+        ((qx - ox) * (yy - oy) - (qy - oy) * (xx - ox)) * inv[k]
+        for (ox, oy), (qx, qy) in ((xy[1], xy[2]), (xy[2], xy[0]), (xy[0], xy[1]))
+    ]  # 3 x [H, W]
+    if perspective:
+        wb = [w / tri_all[k, i, 2] for i, w in enumerate(wb)]
+        total = wb[0] + wb[1] + wb[2]
+        wb = [w / total for w in wb]
+    wb = jnp.stack([jnp.where(hit, w, 0.0) for w in wb], -1)
+    return Fragments(tri_id, wb, jnp.where(hit, best, jnp.inf))
 
 
 @functools.partial(
