@@ -575,10 +575,9 @@ def _sum_like(gs, likes):
     One variadic reduce for all of them: as separate sums (library calls on the
     CPU) the backward pass ran 1.6x longer.
     """
-    axes = tuple(
-        i for i, (a, b) in enumerate(zip(likes[0].shape, gs[0].shape)) if a == 1 and b != 1
-    )
-    gs = [jnp.broadcast_to(jnp.asarray(g, gs[0].dtype), gs[0].shape) for g in gs]
+    shape = jnp.broadcast_shapes(*(jnp.shape(g) for g in gs))
+    axes = tuple(i for i, (a, b) in enumerate(zip(likes[0].shape, shape)) if a == 1 and b != 1)
+    gs = [jnp.broadcast_to(jnp.asarray(g, likes[0].dtype), shape) for g in gs]
     if not axes:
         return gs
     zero = [jnp.zeros((), g.dtype) for g in gs]
