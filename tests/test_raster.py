@@ -236,33 +236,34 @@ def test_soft_equals_dense_definition_whatever_the_plan():
         np.testing.assert_allclose(batch[1][i], one[1], atol=1e-6)
 
 
-def test_soft_terms_written_vjp_equals_autodiff():
+def test_soft_sum_terms_written_vjp_equals_autodiff():
     # per-triangle parameters [G, 1, 1] broadcast over pixels [G, ky, kx], as the groups do;
     # corners in general position (on exact ties, such as a pixel centre on a side, the
     # two pick different but equally valid one-sided derivatives)
-    from vafx.kernels.raster import _soft_forward, _soft_terms
+    from vafx.kernels.raster import _soft_sum_terms, _sum_forward
 
     rng = np.random.default_rng(6)
     with jax.enable_x64(True):
         g, ky, kx = 40, 5, 6
-        corners = rng.uniform(0, 6, (6, g, 1, 1))
-        ax, ay, bx, by, cx, cy = (jnp.asarray(c) for c in corners)
+        ax, ay, bx, by, cx, cy = (jnp.asarray(c) for c in rng.uniform(0, 6, (6, g, 1, 1)))
         area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
         inv = jnp.where(area != 0, 1.0 / jnp.where(area != 0, area, 1.0), 0.0)
-        rest = [jnp.asarray(rng.uniform(0, 1, (g, 1, 1))) for _ in range(3)]
+        depth = [jnp.asarray(rng.uniform(0, 1, (g, 1, 1))) for _ in range(3)]
         colours = [[jnp.asarray(rng.uniform(0, 1, (g, 1, 1))) for _ in range(3)] for _ in range(2)]
-        tri = (ax, ay, bx, by, cx, cy, inv, *rest, colours)
+        tri = (ax, ay, bx, by, cx, cy, inv, *depth, colours)
         px = jnp.broadcast_to(jnp.arange(kx, dtype=jnp.float64)[None, None], (g, ky, kx))
         py = jnp.broadcast_to(jnp.arange(ky, dtype=jnp.float64)[None, :, None], (g, ky, kx))
+        top = jnp.asarray(rng.uniform(0.9, 1.0, (g, ky, kx)))
         cot = (
             jnp.asarray(rng.normal(size=(g, ky, kx))),
-            jnp.asarray(rng.normal(size=(g, ky, kx))),
             [jnp.asarray(rng.normal(size=(g, ky, kx))) for _ in range(2)],
+            jnp.asarray(rng.normal(size=(g, ky, kx))),
         )
-        out, vjp = jax.vjp(lambda t: _soft_terms(px, py, t, 2.0), tri)
-        ref_out, ref_vjp = jax.vjp(lambda t: _soft_forward(px, py, t, 2.0)[0], tri)
+        out, vjp = jax.vjp(lambda t: _soft_sum_terms(px, py, t, top, 2.0, 0.1), tri)
+        ref_out, ref_vjp = jax.vjp(lambda t: _sum_forward(px, py, t, top, 2.0, 0.1)[0], tri)
         for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref_out)):
-            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        assert np.mean(np.asarray(out[0]) > 0) > 0.3  # many pairs count
         got, want = jax.tree.leaves(vjp(cot)), jax.tree.leaves(ref_vjp(cot))
         assert len(got) == len(want) == 16
         for a, b in zip(got, want):
