@@ -479,7 +479,7 @@ def _segment_dist2(px, py, ax, ay, bx, by):
     return dx * dx + dy * dy
 
 
-SOFT_SIDES = (8, 12, 16, 24, 32)  # soft scatter groups: grown boxes that fit in kx x ky pixels
+SOFT_SIDES = (8, 10, 12, 16, 24, 32)  # soft scatter groups: grown boxes that fit in kx x ky pixels
 SOFT_GROUPS = tuple((kx, ky) for ky in SOFT_SIDES for kx in SOFT_SIDES)
 
 
