@@ -487,7 +487,7 @@ def _segment_dist2(px, py, ax, ay, bx, by):
     return dx * dx + dy * dy
 
 
-SOFT_SIDES = (8, 10, 12, 16, 24, 32)  # soft scatter groups: grown boxes that fit in kx x ky pixels
+SOFT_SIDES = (8, 10, 12, 16, 24, 32, 48, 64, 96, 128)  # soft groups: grown boxes in kx x ky px
 SOFT_GROUPS = tuple((kx, ky) for ky in SOFT_SIDES for kx in SOFT_SIDES)
 
 
@@ -748,7 +748,7 @@ def soft_rasterize(
     by the soft margin (``plan.margin``): the largest depth per pixel (a
     scatter-max, outside the gradient: the aggregation does not depend on it),
     then sums of softmax weights, weighted colours and log(1 - D) (scatter-adds,
-    whose gradients are gathers). Triangles whose grown box fits in 32 x 32
+    whose gradients are gathers). Triangles whose grown box fits in 128 x 128
     pixels go in groups of equal box size (their parameters broadcast over the
     box); the rest, and any beyond a group's capacity, as a flat list of
     pixel-triangle pairs (``plan.spill``).

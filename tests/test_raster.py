@@ -195,11 +195,13 @@ def dense_softras(v, f, col, h, w, sigma, gamma, eps, bg):
 
 
 def test_soft_equals_dense_definition_whatever_the_plan():
-    # small and large triangles (some partly off the image): group and spill paths
+    # small and large triangles (some partly off the image), and two larger than any
+    # group (mostly off the image): group and spill paths
     rng = np.random.default_rng(5)
     n = 24
     centre = rng.uniform(-4, 44, (n, 1, 2))
     size = np.where(rng.uniform(size=(n, 1, 1)) < 0.7, 3.0, 30.0)
+    size[:2] = 150.0
     uv = centre + rng.uniform(-1, 1, (n, 3, 2)) * size
     v = np.c_[uv.reshape(-1, 2), rng.uniform(1, 3, 3 * n)].astype(np.float32)
     f = np.arange(3 * n, dtype=np.int32).reshape(n, 3)
