@@ -124,6 +124,15 @@ def _group(verts, faces):
     return jnp.where(small, gy * len(SIDES) + gx, len(GROUPS)).astype(jnp.int32)
 
 
+def _members(group, index, cap):
+    """The first ``cap`` triangles of a scatter group, as static-size slots.
+
+    Returns (ids int32[cap], 0 in empty slots; bool[cap], which slots hold a triangle).
+    """
+    fid = jnp.nonzero(group == index, size=cap, fill_value=-1)[0]
+    return jnp.maximum(fid, 0), fid >= 0
+
+
 def _small(verts, faces):
     """bool[F]: the triangle's pixel-centre bounding box fits in SMALL x SMALL."""
     return _extent(verts, faces) <= SMALL
@@ -306,9 +315,7 @@ def rasterize(
     for (kx, ky), cap in zip(GROUPS, plan.levels):
         if not cap:
             continue
-        fid = jnp.nonzero(group == GROUPS.index((kx, ky)), size=cap, fill_value=-1)[0]
-        member = fid >= 0
-        fid = jnp.maximum(fid, 0)
+        fid, member = _members(group, GROUPS.index((kx, ky)), cap)
         t = tri_all[fid]
         a, b, c, area = a_all[fid], b_all[fid], c_all[fid], area_all[fid]
         lo = jnp.ceil(_fold(jnp.minimum, t[..., :2], 1))  # [G, 2] first pixel centre
@@ -795,9 +802,7 @@ def soft_rasterize(
     for (kx, ky), cap in zip(SOFT_GROUPS, plan.levels):
         if not cap:
             continue
-        fid = jnp.nonzero(group == SOFT_GROUPS.index((kx, ky)), size=cap, fill_value=-1)[0]
-        member = fid >= 0
-        fid = jnp.maximum(fid, 0)
+        fid, member = _members(group, SOFT_GROUPS.index((kx, ky)), cap)
         placed = placed.at[fid].max(member)
         x = lo[fid, 0, None, None].astype(jnp.int32) + jnp.arange(kx, dtype=jnp.int32)[None, None]
         y = (
