@@ -180,7 +180,7 @@ def main():
     f = jnp.asarray(face.faces, jnp.int32)
     plan = raster_plan(views, f, 512, 512)
     vb = jnp.asarray(views)
-    t = median_seconds(lambda: rasterize_batch(vb, f, 512, 512, plan))
+    t = median_seconds(lambda: rasterize_batch(vb, f, 512, 512, plan), repeat=15)
     print(f"ICT face, batch of 16 views at 512^2: {t / 16 * 1e3:.2f} ms per image")
     small = to_image(face.vertices, 256)
     col = jnp.asarray(np.random.default_rng(0).uniform(size=(face.num_vertices, 3)), jnp.float32)
@@ -192,9 +192,11 @@ def main():
 
     grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
     vs = jnp.asarray(small)
-    t = median_seconds(lambda: grad(vs, col))
+    # 15 repeats: on a shared 2-core VM a slow spell of a second or two moved a
+    # median of 7 by up to 40%
+    t = median_seconds(lambda: grad(vs, col), repeat=15)
     fwd = jax.jit(loss)
-    t_f = median_seconds(lambda: fwd(vs, col))
+    t_f = median_seconds(lambda: fwd(vs, col), repeat=15)
     print(
         f"soft rasterizer, ICT face at 256^2: forward {t_f * 1e3:.1f} ms, forward + backward {t * 1e3:.1f} ms (pairs in groups: {sum(c * kx * ky for c, (kx, ky) in zip(cap.levels, SOFT_GROUPS))}, spilled: {cap.spill})"
     )
