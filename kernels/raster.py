@@ -446,8 +446,8 @@ def _fragments(verts, faces, tri_id, best, perspective):
     tri_all = verts[faces]
     a_all, b_all, c_all, area_all = _edge_setup(tri_all[:, :, :2])
     # barycentrics of the winner at every pixel: (1, 0, 0) at its first corner a,
-    #    plus their gradients ([F, 3] rows, gathered per pixel) times the offset from
-    #    a; built as [H, W, 3] directly (stacking three [H, W] planes cost more)
+    # plus their gradients ([F, 3] rows, gathered per pixel) times the offset from
+    # a; built as [H, W, 3] directly (stacking three [H, W] planes cost more)
     hit = tri_id >= 0
     k = jnp.maximum(tri_id, 0)
     grad_x, grad_y = _bary_steps(a_all, b_all, c_all, area_all)

@@ -11,7 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
 from vafx.kernels.raster import (
+    SIDES,
     SoftPlan,
+    _group_members,
+    _sides_index,
     interpolate,
     raster_plan,
     rasterize,
@@ -293,3 +296,29 @@ def test_vmap_equals_loop_and_bilinear():
     )
     mid = sample_bilinear(img, jnp.array([[3.5, 2.0]]))[0]
     np.testing.assert_allclose(mid, (img[2, 3] + img[2, 4]) / 2, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 4), min_size=1, max_size=60),
+    st.lists(st.integers(0, 12), min_size=4, max_size=4),
+)
+def test_group_members_match_nonzero(groups, caps):
+    """One sort gives each group's first `cap` members, in order, as nonzero does."""
+    group = np.asarray(groups, np.int32)  # 4 groups, 4 means none
+    slots = _group_members(jnp.asarray(group), tuple(caps))
+    for g, (cap, got) in enumerate(zip(caps, slots)):
+        if cap == 0:
+            assert got is None
+            continue
+        want = np.flatnonzero(group == g)[:cap]
+        ids, member = (np.asarray(x) for x in got)
+        np.testing.assert_array_equal(member, np.arange(cap) < len(want))
+        np.testing.assert_array_equal(ids[member], want)
+        np.testing.assert_array_equal(ids[~member], 0)
+
+
+def test_sides_index_is_searchsorted():
+    ext = np.asarray([0.0, 1.0, 2.0, 2.5, 4.0, 15.0, 16.0, 16.5, np.inf], np.float32)
+    want = np.searchsorted(np.asarray(SIDES, np.float32), ext)
+    np.testing.assert_array_equal(np.asarray(_sides_index(jnp.asarray(ext), SIDES)), want)
