@@ -112,6 +112,43 @@ def test_depth_agrees_with_trimesh_ray_casting():
     np.testing.assert_allclose(np.asarray(fr.depth)[yy[sel], xx[sel]], depth, atol=1e-2)
 
 
+def test_nearest_surface_agrees_with_ray_casting_on_the_ict_head(ict_model):
+    """The full head (eyes, teeth and mouth socket inside it), turned so the nose hides
+    part of a cheek: along 600 rays the z-buffer finds what trimesh's ray caster finds."""
+    v = np.asarray(ict_model.mean, np.float64)
+    f = np.asarray(ict_model.faces)
+    c, s = np.cos(0.7), np.sin(0.7)
+    v = v @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]).T  # yaw: a three-quarter view
+    lo, hi = v.min(0), v.max(0)
+    scale = 0.8 * 160 / (hi - lo)[:2].max()
+    centre = (lo + hi) / 2
+    # pixel (x, y) looks along -z at (x - 80, 80 - y) / scale + centre
+    img = np.c_[(v[:, 0] - centre[0]) * scale + 80, 80 - (v[:, 1] - centre[1]) * scale, -v[:, 2]]
+    fr = raster(img.astype(np.float32), f, 160, 160)
+    rng = np.random.default_rng(1)
+    covered = np.flatnonzero(np.asarray(fr.triangle) >= 0)
+    # 300 pixels anywhere (misses too) and 300 where the z-buffer found the head
+    pick = np.r_[rng.choice(160 * 160, 300, replace=False), rng.choice(covered, 300, replace=False)]
+    yy, xx = np.divmod(pick, 160)
+    origins = np.c_[
+        (xx - 80) / scale + centre[0], (80 - yy) / scale + centre[1], np.full(600, hi[2] + 10)
+    ]
+    dirs = np.tile([0.0, 0.0, -1.0], (600, 1))
+    mesh = trimesh.Trimesh(v, f, process=False)
+    loc, idx, _ = trimesh.ray.ray_triangle.RayMeshIntersector(mesh).intersects_location(
+        origins, dirs, multiple_hits=False
+    )
+    depth = np.full(600, np.inf)
+    depth[idx] = -loc[:, 2]
+    ours = np.asarray(fr.depth)[yy, xx]
+    hit, ray_hit = np.isfinite(ours), np.isfinite(depth)
+    assert 350 < hit.sum() < 550  # both hits and misses are tested
+    assert (hit == ray_hit).mean() > 0.99  # disagreements only on silhouette edges
+    both = hit & ray_hit
+    close = np.abs(ours[both] - depth[both]) < 1e-3 * (hi[2] - lo[2])
+    assert close.mean() > 0.99  # the nearest surface, not one behind it
+
+
 def test_perspective_correct_barycentrics():
     # a quad in a plane slanting away: perspective-correct interpolation of 1/z-linear
     # attributes must match the plane's true depth at every pixel
