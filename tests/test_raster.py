@@ -81,6 +81,45 @@ def test_nearer_triangle_wins_and_large_triangles_are_not_missed():
     assert np.asarray(fr2.triangle)[15, 15] == 0  # now the big one is nearer
 
 
+def _grid(n, cell, x0, z):
+    """A square grid of n x n cells of ``cell`` px from (x0, x0), two triangles a cell."""
+    g = np.arange(n + 1) * cell + x0
+    xx, yy = np.meshgrid(g, g)  # vertex (i, j) at index j * (n + 1) + i
+    v = np.c_[xx.ravel(), yy.ravel(), np.full(xx.size, z)]
+    k = (np.arange(n)[None, :] + (n + 1) * np.arange(n)[:, None]).ravel()  # cell (i, j)
+    f = np.stack([np.c_[k, k + 1, k + n + 2], np.c_[k, k + n + 2, k + n + 1]], 1)
+    return v, f.reshape(-1, 3)  # cell (i, j): triangles 2 (j n + i) and 2 (j n + i) + 1
+
+
+def _grid_ids(n, cell, x0, x, y, first):
+    i, j = (x - x0) // cell, (y - x0) // cell
+    dx, dy = (x - x0) - i * cell, (y - x0) - j * cell
+    return first + 2 * (j * n + i) + (dx < dy), dx == dy  # ids, and ties on the diagonal
+
+
+def test_largest_image_both_paths():
+    """At 2048 x 2048: 64-px cells (too large to scatter: the tiles) behind 2-px cells
+    (the scatter groups) in a corner; every pixel gets the right triangle."""
+    v_big, f_big = _grid(32, 64.0, -0.5, 2.0)
+    v_small, f_small = _grid(64, 2.0, 1919.5, 1.0)
+    v = np.r_[v_big, v_small].astype(np.float32)
+    f = np.r_[f_big, f_small + len(v_big)].astype(np.int32)
+    plan = raster_plan(v, f, 2048, 2048)
+    assert plan.large == 2048 and sum(plan.levels) >= 8192  # both paths run
+    fr = rasterize(jnp.asarray(v), jnp.asarray(f), 2048, 2048, plan)
+    tri = np.asarray(fr.triangle)
+    y, x = np.mgrid[0:2048, 0:2048]
+    want, tie = _grid_ids(32, 64, -0.5, x + 0.0, y + 0.0, 0)
+    corner = (x >= 1920) & (y >= 1920)
+    want_c, tie_c = _grid_ids(64, 2, 1919.5, x + 0.0, y + 0.0, len(f_big))
+    want = np.where(corner, want_c, want)
+    tie = np.where(corner, tie_c, tie)
+    np.testing.assert_array_equal(tri[~tie], want[~tie])
+    assert (tri >= 0).all()
+    uv = np.asarray(interpolate(jnp.asarray(v[:, :2]), jnp.asarray(f), fr))
+    np.testing.assert_allclose(uv, np.stack([x, y], -1), atol=2e-3)
+
+
 def test_backface_culling():
     cw = [
         [0, 0, 1.0],
