@@ -398,3 +398,23 @@ def test_sides_index_is_searchsorted():
     ext = np.asarray([0.0, 1.0, 2.0, 2.5, 4.0, 15.0, 16.0, 16.5, np.inf], np.float32)
     want = np.searchsorted(np.asarray(SIDES, np.float32), ext)
     np.testing.assert_array_equal(np.asarray(_sides_index(jnp.asarray(ext), SIDES)), want)
+
+
+@pytest.mark.parametrize("shape", [(13, 17), (1, 9), (6, 1)])
+def test_sample_bilinear_equals_scipy(shape):
+    """Against scipy's map_coordinates (order 1, edges extended), points inside and outside."""
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(3)
+    h, w = shape
+    img = rng.uniform(size=(h, w, 3))
+    uv = np.c_[rng.uniform(-3, w + 2, 500), rng.uniform(-3, h + 2, 500)]
+    ours = np.asarray(sample_bilinear(jnp.asarray(img, jnp.float32), jnp.asarray(uv, jnp.float32)))
+    want = np.stack(
+        [
+            map_coordinates(img[..., c], [uv[:, 1], uv[:, 0]], order=1, mode="nearest")
+            for c in range(3)
+        ],
+        -1,
+    )
+    np.testing.assert_allclose(ours, want, atol=1e-5)
