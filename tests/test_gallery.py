@@ -289,10 +289,11 @@ def test_synthetic_gallery_is_deterministic_and_labelled(tmp_path, tiny_model):
     assert (tmp_path / "a" / "gallery.json").read_bytes() == (
         tmp_path / "b" / "gallery.json"
     ).read_bytes()
-    assert g.num_sequences == 2 * 28 and g.num_frames == 2 * 28 * 6
+    k = len(vafx._gallery._facs.ALL)  # basic, compound, low-arousal and Russell's affect words
+    assert k == 42 and g.num_sequences == 2 * k and g.num_frames == 2 * k * 6
     e = g.expression_frames
     assert (np.abs(g.va()) <= 1).all() and (e["label"] >= 0).all()
-    assert set(g.label_names) >= {"happiness", "sleepy", "happily surprised", "contempt"}
+    assert set(g.label_names) >= {"happiness", "sleepy", "happily surprised", "contempt", "excited"}
     # apex frames: high intensity, V-A in the prototype's quadrant for the basic emotions
     apex = g.apex_frames()
     assert len(apex) == g.num_sequences and (apex["intensity"] > 0.4).all()

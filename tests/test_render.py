@@ -23,8 +23,10 @@ def astronaut_fit(ict_model):
 def test_no_deformation_gives_back_the_photo(ict_model, astronaut_fit):
     img, fit = astronaut_fit
     r = render_face(img, ict_model, fit)
-    assert r.coverage.sum() > 5000 and r.blend_mask.sum() > 4000
-    err = np.abs(r.image - img / 255.0)[r.blend_mask].mean()
+    # the blend mask is what the render changed, a small part of the face here
+    assert r.coverage.sum() > 5000 and r.blend_mask.sum() < 0.2 * r.coverage.sum()
+    assert not (r.blend_mask & ~r.coverage).any()
+    err = np.abs(r.image - img / 255.0)[r.coverage].mean()
     assert err < 2 / 255, err
     # a closed neutral mouth shows at most a sliver of the interior between the lips
     assert (r.source[r.coverage] == MOUTH).mean() < 0.02

@@ -32,6 +32,7 @@ def test_output_equals_input_outside_the_face(ict_model, setup):
     models, img, fit = setup
     res = vafx.synthesize(img, (0.8, 0.4), models, ict_model, fit=fit)
     d = vafx.full_deformation(ict_model, models, vafx.expression_for(models, (0.8, 0.4))[0])
+    d = d - np.asarray(vafx.fitted_expression(ict_model, jax.tree.map(lambda x: x[None], fit)))[0]
     cover = render_face(img, ict_model, fit, d).coverage
     assert res.image.shape == img.shape and res.image.dtype == np.uint8
     diff = np.abs(res.image.astype(int) - img.astype(int))
@@ -43,7 +44,8 @@ def test_output_equals_input_outside_the_face(ict_model, setup):
 
 def test_zero_deformation_returns_the_photo(ict_model, setup):
     models, img, fit = setup
-    cfg = vafx.SynthesisConfig(intensity=0.0)
+    # adding nothing to the photo's own expression: the photo back
+    cfg = vafx.SynthesisConfig(intensity=0.0, expression="add")
     res = vafx.synthesize(img, (0.0, 0.0), models, ict_model, fit=fit, config=cfg)
     err = np.abs(res.image.astype(float) - img.astype(float)).mean() / 255
     assert err < 2 / 255, err
@@ -89,7 +91,8 @@ def _mirrored(landmarks, width):
 
 
 def test_detected_landmarks_move_as_the_deformation_implies(ict_model, setup):
-    """vafx[detect]: a happy bin lifts the re-detected mouth corners; identity is kept."""
+    """vafx[detect]: a happy bin added to the photo (the paper's mode) lifts the re-detected
+    mouth corners; identity is kept."""
     pytest.importorskip("dlib", reason="re-detection needs vafx[detect] (dlib-bin)")
     pytest.importorskip("face_recognition_models", reason="needs face-recognition-models")
     models, img, fit = setup
@@ -98,7 +101,8 @@ def test_detected_landmarks_move_as_the_deformation_implies(ict_model, setup):
     e0 = vafx.face_descriptor(img)
     targets = [(0.8, 0.3), (0.0, 0.9), (-0.6, -0.4)]
     res = vafx.synthesize_batch(img[None], targets, models, ict_model,
-                                fits=jax.tree.map(lambda x: x[None], fit))  # fmt: skip
+                                fits=jax.tree.map(lambda x: x[None], fit),
+                                config=vafx.SynthesisConfig(expression="add"))  # fmt: skip
     v0 = vafx.model_shape(ict_model, fit.identity, fit.expression)
     p0 = np.asarray(vafx.image_vertices(v0, fit))[lm, :2]
     mouth = slice(48, 68)

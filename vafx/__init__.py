@@ -26,6 +26,7 @@ from ._gallery._store import (
     write_gallery,
 )
 from ._gallery._synth import SynthConfig, synthesize_gallery
+from ._judges import evaluate_synthesis
 from ._landmarks import (
     NoFaceError,
     detect_in_files,
@@ -65,6 +66,7 @@ from ._synthesis import (
     SynthesisConfig,
     SynthesisResult,
     expression_for,
+    fitted_expression,
     full_deformation,
     synthesize,
     synthesize_batch,
@@ -79,6 +81,8 @@ __all__ = [
     "SynthesisConfig",
     "SynthesisResult",
     "expression_for",
+    "evaluate_synthesis",
+    "fitted_expression",
     "full_deformation",
     "synthesize",
     "synthesize_batch",

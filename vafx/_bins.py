@@ -139,6 +139,7 @@ def fit_bins(
     chunk_bytes: int = 1 << 30,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    splocs: bool = True,
 ) -> BinModels:
     """Fit the per-bin models of a gallery.
 
@@ -154,6 +155,9 @@ def fit_bins(
         chunk_bytes: memory budget of one vmapped chunk of bins.
         seed: seed of the subsets.
         progress: called with (chunks done, chunks).
+        splocs: False: the bins' means and labels only (status MEAN_ONLY for
+            every bin with data), in seconds; all that synthesis from bin means
+            needs, without sampling (``SynthesisConfig(sample=True)``).
 
     Returns:
         :class:`BinModels`.
@@ -174,11 +178,16 @@ def fit_bins(
     comps = np.zeros((nb, k, n, 3), np.float32)
     wstats = np.zeros((4, nb, k), np.float32)
     fitted = np.zeros(nb, np.int64)
-    status = np.where(counts == 0, INTERPOLATED, np.where(counts < min_frames, MEAN_ONLY, FITTED))
+    status = np.where(
+        counts == 0,
+        INTERPOLATED,
+        np.where((counts < min_frames) | (not splocs), MEAN_ONLY, FITTED),
+    )
     objective = np.full((nb, params.num_iters + 1), np.nan, np.float32)
     residual = np.full((nb, params.num_iters + 1), np.nan, np.float32)
-    geo = geodesic_table(t.vertices, t.faces, params.support_max)
-    graph = Geodesics(jnp.asarray(geo.neighbours), jnp.asarray(geo.distances))
+    if splocs:
+        geo = geodesic_table(t.vertices, t.faces, params.support_max)
+        graph = Geodesics(jnp.asarray(geo.neighbours), jnp.asarray(geo.distances))
     rng = np.random.default_rng(seed)
 
     for b in np.nonzero(status == MEAN_ONLY)[0]:

@@ -268,6 +268,7 @@ def _cmd_bins_fit(args) -> int:
         max_frames=args.max_frames,
         chunk_bytes=int(args.chunk_mb * 2**20),
         progress=_Progress("chunks"),
+        splocs=not args.means_only,
     )
     for line in models.summary():
         print(line)
@@ -365,8 +366,9 @@ def _cmd_synthesize(args) -> int:
     models = load_bin_models(args.bins)
     model = load_model(args.model)
     cfg = SynthesisConfig(
-        continuous=args.continuous, intensity=args.intensity, sample=args.sample, seed=args.seed
-    )
+        continuous=args.continuous, intensity=args.intensity, sample=args.sample, seed=args.seed,
+        expression=args.expression, shade=not args.no_shade,
+    )  # fmt: skip
     res = synthesize(
         img, (args.valence, args.arousal), models, model, landmarks=pts, config=cfg,
         name=str(args.photo),
@@ -395,7 +397,8 @@ def _cmd_augment(args) -> int:
             raise ValueError(
                 f"--bin-list: 'all' or comma-separated bin numbers, got {args.bin_list!r}"
             ) from None
-    cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed)
+    cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed,
+                          expression=args.expression, shade=not args.no_shade)  # fmt: skip
     man = augment(
         args.photos, args.output, models, load_model(args.model), bins=bins,
         landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"), batch=args.batch,
@@ -427,6 +430,31 @@ def _cmd_evaluate_va(args) -> int:
         write_rows_csv(rows, args.csv)
         print(f"table: {args.csv}")
     return 0
+
+
+def _cmd_evaluate_synthesis(args) -> int:
+    from ._judges import evaluate_synthesis
+
+    s = evaluate_synthesis(args.folder, photos=args.photos, out=args.output,
+                           progress=_Progress("images"))  # fmt: skip
+    out = args.output or args.folder
+    print(f"{s['images']} images judged; identity distance max {s['identity_max']:.3f}, "
+          f"mean {s['identity_mean']:.3f}; {len(s['failed'])} flagged")  # fmt: skip
+    for f in s["failed"][:20]:
+        print(f"  {f['image']}: {f['why']}")
+    print(f"wrote {out / 'judges.csv'}, {out / 'summary.json'}, {out / 'judges.png'}")
+    return 0
+
+
+def _add_expression_args(p) -> None:
+    p.add_argument("--expression", choices=["replace", "add"], default="replace",
+                   help="replace the photo's own expression with the target's (default), or "
+                   "add the target on top of it (the paper, for neutral photos)")  # fmt: skip
+    p.add_argument(
+        "--no-shade",
+        action="store_true",
+        help="keep the photo's shading on moved surface (no re-shading)",
+    )
 
 
 def _cmd_evaluate_aug(args) -> int:
@@ -588,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-frames", type=int, default=10, help="fewer frames: mean only")
     p.add_argument("--max-frames", type=int, default=2000, help="subset size for larger bins")
     p.add_argument("--chunk-mb", type=float, default=1024, help="memory per chunk of bins")
+    p.add_argument("--means-only", action="store_true",
+                   help="bin means and labels only, no SPLOCS (seconds; enough for synthesis "
+                   "without --sample)")  # fmt: skip
     p.set_defaults(func=_cmd_bins_fit)
     p = bsub.add_parser("info", help="summarize a bin-models file")
     p.add_argument("models", type=Path)
@@ -611,9 +642,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "synthesize",
         help="a photo with a target valence and arousal",
-        description="Fit the face model to the photo, add the target bin's expression, "
-        "re-render the face into the photo and Poisson-blend it. Writes OUT and OUT.json "
-        "(label, bin, fit diagnostics, versions, parameters).",
+        description="Fit the face model to the photo, replace its expression with the target "
+        "bin's, re-render the face into the photo (re-shaded under the photo's lighting) and "
+        "Poisson-blend it. Writes OUT and OUT.json (label, bin, fit diagnostics, the expression "
+        "removed, landmark motion, blend correction, versions, parameters).",
     )
     p.add_argument("photo", type=Path)
     p.add_argument("--valence", type=float, required=True)
@@ -625,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intensity", type=float, default=1.0, help="scales the expression")
     p.add_argument("--sample", action="store_true", help="sample the bin's blendshape model")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    _add_expression_args(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg)")
     p.set_defaults(func=_cmd_synthesize)
 
@@ -643,6 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intensity", type=float, default=1.0)
     p.add_argument("--sample", action="store_true", help="sample the bins' blendshape models")
     p.add_argument("--seed", type=int, default=0)
+    _add_expression_args(p)
     p.add_argument(
         "--batch", type=int, default=16, help="bins per compiled call (memory grows with it)"
     )
@@ -682,6 +716,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate_aug)
+
+    p = esub.add_parser(
+        "synthesis",
+        help="judge synthesized images: identity (dlib), landmark motion, blending halo",
+        description="For every image with a vafx sidecar in FOLDER (`vafx augment` output, or "
+        "`vafx synthesize` outputs): dlib identity distance to its source photo, re-detected "
+        "landmark motion against the motion the deformation implies, and the blend's "
+        "correction. Writes judges.csv (a row per image), summary.json and judges.png. "
+        "Needs vafx[detect]; the figure vafx[plot].",
+    )
+    p.add_argument("folder", type=Path)
+    p.add_argument("--photos", type=Path, help="folder of the source photos (default: sidecars')")
+    p.add_argument("-o", "--output", type=Path, help="where to write (default: FOLDER)")
+    p.set_defaults(func=_cmd_evaluate_synthesis)
 
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ._fitting import Fit, image_vertices
 from ._model._morphable import MorphableModel, model_shape, region_faces
+from ._shading import estimate_lighting, shading_ratio
 from .kernels.raster import RasterPlan, interpolate, raster_plan, rasterize, sample_bilinear
 
 __all__ = ["Rendered", "render_face", "render_faces", "vertex_normals"]
@@ -51,16 +52,22 @@ class Rendered(NamedTuple):
     Attributes:
         image: float32[H, W, 3] in [0, 1]: the photo with the re-rendered face.
         coverage: bool[H, W], pixels the rendered face covers.
-        blend_mask: bool[H, W], where Poisson blending should solve (the face
-            region's coverage, eroded by ``erode`` pixels, eyes and mouth kept).
+        blend_mask: bool[H, W], where Poisson blending should solve: every
+            pixel the re-rendering changed (at 8-bit precision), so that the
+            blend's boundary values are pixels the render left equal to the photo.
         source: int8[H, W]: 0 photo untouched, 1 sampled from the photo,
             2 filled (surface hidden in the photo), 3 mouth interior.
+        lighting: float32[3, 9], the photo's second-order SH lighting per
+            colour channel, estimated from the fit (model-space normals;
+            :func:`vafx._shading.estimate_lighting`), the same for every
+            deformation of one photo.
     """
 
     image: np.ndarray
     coverage: np.ndarray
     blend_mask: np.ndarray
     source: np.ndarray
+    lighting: np.ndarray
 
 
 class RenderMesh(NamedTuple):
@@ -73,6 +80,7 @@ class RenderMesh(NamedTuple):
         edges: int32[2, E], directed mesh edges (source, destination), by destination.
         mouth_base: float32[V, 3], the mouth interior's base colours (0 elsewhere).
         inner: int32[M], the mouth interior's vertices (M may be 0).
+        skin: bool[V], vertices of the face region (what the lighting is fitted to).
     """
 
     faces: jax.Array
@@ -81,6 +89,7 @@ class RenderMesh(NamedTuple):
     edges: jax.Array
     mouth_base: jax.Array
     inner: jax.Array
+    skin: jax.Array
 
 
 _MESHES: dict = {}  # id(model) -> (model, RenderMesh); the model kept so the id stays its own
@@ -116,6 +125,9 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
             base[ids] = colour
             inner.append(ids)
     inner = np.unique(np.concatenate(inner)) if inner else np.zeros(0, np.int64)
+    skin = np.zeros(n, bool)
+    if "face" in model.regions:
+        skin[region_faces(model, "face").ravel()] = True
     mesh = RenderMesh(
         jnp.asarray(f),
         jnp.asarray(np.concatenate(tags)),
@@ -123,6 +135,7 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
         jnp.asarray(_edges(f, n)),
         jnp.asarray(base),
         jnp.asarray(inner.astype(np.int32)),
+        jnp.asarray(skin),
     )
     if len(_MESHES) > 8:
         _MESHES.clear()
@@ -162,6 +175,10 @@ def _diffuse(colours, known, edges, iters):
     return jax.lax.fori_loop(0, iters, body, (jnp.where(known[:, None], colours, 0.0), known))
 
 
+def _unit(n):
+    return n / jnp.maximum(jnp.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+
+
 def _inside(uv, h, w):
     return (
         (uv[..., 0] >= -0.5)
@@ -183,9 +200,11 @@ class _Canvas(NamedTuple):
     zbuf: jax.Array  # float[H, W], the neutral mesh's z-buffer
     colours: jax.Array  # float[V, 3], photo colours per vertex, hidden ones diffused
     skin: jax.Array  # float[3], mean colour of the visible vertices
+    normals: jax.Array  # float[V, 3], the fitted mesh's vertex normals (model space)
+    lighting: jax.Array  # float[3, 9], the photo's SH lighting in model space
 
 
-def _canvas(photo, p0, mesh, *, plan, perspective, tol, iters):
+def _canvas(photo, v0, p0, view, mesh, *, plan, perspective, tol, iters, shade):
     h, w = photo.shape[:2]
     fr0 = rasterize(p0, mesh.faces, h, w, plan, perspective=perspective)
     vis = mesh.used & _inside(p0, h, w) & (jnp.abs(p0[:, 2] - _lookup(fr0.depth, p0, h, w)) <= tol)
@@ -197,10 +216,17 @@ def _canvas(photo, p0, mesh, *, plan, perspective, tol, iters):
         jnp.full((3,), 0.6, col.dtype),
     )
     filled, reached = _diffuse(col, vis, mesh.edges, iters)
-    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin)
+    normals = vertex_normals(v0, mesh.faces)
+    if shade:
+        # skin seen from the front: grazing views mix the face with what lies behind
+        trust = vis & mesh.skin & (normals @ view > 0.3)
+        lighting = estimate_lighting(col, normals, trust.astype(col.dtype))
+    else:
+        lighting = jnp.zeros((3, 9), col.dtype).at[:, 0].set(1.0)
+    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin, normals, lighting)
 
 
-def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol, erode):
+def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol):
     h, w = photo.shape[:2]
     f = mesh.faces
     fr1 = rasterize(p1, f, h, w, plan, perspective=perspective)
@@ -219,17 +245,29 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
     mouth = cover & (region >= n_photo) & ~seen
     sampled = sample_bilinear(photo, uvz0[..., :2])
     filled = interpolate(canvas.colours, f, fr1)
+    normals1 = vertex_normals(v1, f)
+    ratio = shading_ratio(
+        canvas.lighting,
+        _unit(interpolate(canvas.normals, f, fr1)),
+        _unit(interpolate(normals1, f, fr1)),
+    )[..., None]
+    sampled = sampled * ratio
+    filled = filled * ratio
 
     # the mouth interior: base colours matched to the skin, shaded, darker when deep
+    # brightness matched to the skin's, and the photo's colour balance (the skin's
+    # chroma, at a quarter power) so that teeth are not bluish grey beside warm skin
     match = jnp.clip(jnp.mean(canvas.skin) / 0.6, 0.4, 1.4)
-    lambert = 0.35 + 0.65 * jnp.clip(vertex_normals(v1, f) @ view, 0.0, 1.0)
+    match = match * (canvas.skin / jnp.maximum(jnp.mean(canvas.skin), 1e-3)) ** 0.25
+    # soft shading: per-tooth normals at full strength stripe the teeth
+    lambert = 0.6 + 0.4 * jnp.clip(normals1 @ view, 0.0, 1.0)
     if mesh.inner.shape[0]:
         front = jnp.percentile(p1[mesh.inner, 2], 2.0)
     else:
         front = jnp.zeros((), p1.dtype)
     depth_span = jnp.maximum(0.08 * jnp.ptp(p1[:, 0]), 1e-6)  # about 2 cm on a head
     deep = jnp.exp(-jnp.clip(p1[:, 2] - front, 0.0, None) / depth_span)
-    mcol = mesh.mouth_base * match * (lambert * (0.4 + 0.6 * deep))[:, None]
+    mcol = mesh.mouth_base * match[None, :] * (lambert * (0.4 + 0.6 * deep))[:, None]
     mouth_img = interpolate(mcol, f, fr1)
 
     fill = cover & ~seen & ~mouth
@@ -240,19 +278,17 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
     source = jnp.where(seen, jnp.int8(PHOTO), source)
     source = jnp.where(fill, jnp.int8(FILLED), source)
     source = jnp.where(mouth, jnp.int8(MOUTH), source)
-    mask = cover & (region == 0) | mouth | (cover & (region == 1))
-    for _ in range(erode):
-        p = jnp.pad(mask, 1)
-        mask = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return Rendered(jnp.clip(out, 0.0, 1.0), cover, mask, source)
+    out = jnp.clip(out, 0.0, 1.0)
+    changed = jnp.any(jnp.rint(out * 255) != jnp.rint(photo * 255), axis=-1)
+    return Rendered(out, cover, changed, source, canvas.lighting)
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("plan", "camera", "tol", "erode", "iters", "sequential"),
+    static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade"),
 )
-def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera, tol, erode,
-                  iters, sequential):  # fmt: skip
+def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera, tol, iters,
+                  sequential, shade):  # fmt: skip
     """photos [B, H, W, 3], v0 and p0 [B, V, 3], p1 and deformations [B, T, V, 3] -> [B * T] outputs.
 
     p0, p1: image-space vertices of the fitted and the deformed meshes
@@ -262,8 +298,9 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera,
     b, t = deformations.shape[:2]
 
     def canvas(args):
-        photo, p = args
-        return _canvas(photo, p, mesh, plan=plan, perspective=persp, tol=tol, iters=iters)
+        photo, v, p, fit = args
+        return _canvas(photo, v, p, fit.rotation[2], mesh, plan=plan, perspective=persp,
+                       tol=tol, iters=iters, shade=shade)  # fmt: skip
 
     def one(i):
         k, j = i // t, i % t
@@ -272,12 +309,12 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera,
         view = fit.rotation[2]  # towards the camera, in model space
         cv = jax.tree.map(lambda x: x[k], canvases)
         return _render_one(photos[k], p0[k], v1, p1[k, j], view, cv, mesh, plan=plan,
-                           perspective=persp, tol=tol, erode=erode)  # fmt: skip
+                           perspective=persp, tol=tol)  # fmt: skip
 
     if sequential:  # CPU: one image's working set stays in cache
-        canvases = jax.lax.map(canvas, (photos, p0))
+        canvases = jax.lax.map(canvas, (photos, v0, p0, fits))
         return jax.lax.map(one, jnp.arange(b * t))
-    canvases = jax.vmap(lambda a, c: canvas((a, c)))(photos, p0)
+    canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits)
     return jax.vmap(one)(jnp.arange(b * t))
 
 
@@ -320,9 +357,9 @@ def render_faces(
     deformations=None,
     *,
     camera: str = "orthographic",
-    erode: int = 2,
     depth_tolerance: float = 1.5,
     diffusion_steps: int = 32,
+    shade: bool = True,
 ) -> Rendered:
     """Re-render B fitted photos, each with T deformations, in one compiled call.
 
@@ -335,12 +372,13 @@ def render_faces(
             every photo, or float[B, T, n, 3] per photo; None renders the fits
             as they are (T = 1).
         camera: the fits' camera.
-        erode: pixels taken off the coverage for the blend mask.
         depth_tolerance: a surface point counts as visible in the photo when
             its neutral depth is within this of the neutral z-buffer (pixels
             for the orthographic camera, model units for perspective).
         diffusion_steps: mesh edges over which the colours of visible
             vertices spread to hidden ones; farther ones take the skin's mean.
+        shade: re-shade moved surface under the photo's lighting, estimated
+            from the fit (:mod:`vafx._shading`); False keeps the photo's shading.
 
     Returns:
         :class:`Rendered` with leading axes [B, T] (numpy arrays).
@@ -376,8 +414,8 @@ def render_faces(
     )
     out = _render_batch(
         jnp.asarray(img), v0, p0, p1, fits, d, mesh, plan=plan, camera=camera,
-        tol=float(depth_tolerance), erode=int(erode), iters=int(diffusion_steps),
-        sequential=jax.default_backend() == "cpu",
+        tol=float(depth_tolerance), iters=int(diffusion_steps),
+        sequential=jax.default_backend() == "cpu", shade=bool(shade),
     )  # fmt: skip
     return Rendered(*(np.asarray(x).reshape(b, t, *x.shape[1:]) for x in out))
 
@@ -389,9 +427,9 @@ def render_face(
     deformation=None,
     *,
     camera: str = "orthographic",
-    erode: int = 2,
     depth_tolerance: float = 1.5,
     diffusion_steps: int = 32,
+    shade: bool = True,
 ) -> Rendered:
     """Re-render one fitted face with an added deformation into its photo.
 
@@ -401,7 +439,7 @@ def render_face(
         fit: its :class:`vafx.Fit` (one image).
         deformation: float[n, 3] vertex offsets in model units (e.g. a bin's
             mean expression mapped onto the model); None renders the fit as is.
-        camera, erode, depth_tolerance, diffusion_steps: as :func:`render_faces`.
+        camera, depth_tolerance, diffusion_steps, shade: as :func:`render_faces`.
 
     Returns:
         :class:`Rendered`.
@@ -411,6 +449,6 @@ def render_face(
         raise ValueError(f"photo: expected (H, W, 3), got {img.shape}")
     fits = jax.tree.map(lambda x: jnp.asarray(x)[None], fit)
     d = None if deformation is None else np.asarray(deformation, np.float32)[None]
-    r = render_faces(img[None], model, fits, d, camera=camera, erode=erode,
-                     depth_tolerance=depth_tolerance, diffusion_steps=diffusion_steps)  # fmt: skip
+    r = render_faces(img[None], model, fits, d, camera=camera, depth_tolerance=depth_tolerance,
+                     diffusion_steps=diffusion_steps, shade=shade)  # fmt: skip
     return Rendered(*(x[0, 0] for x in r))

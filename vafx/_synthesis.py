@@ -28,9 +28,10 @@ import numpy as np
 from ._bins import BinModels, bin_expression
 from ._blend import seamless_clone_batch
 from ._errors import VafxError
-from ._fitting import Fit, FitConfig, fit_landmarks
+from ._fitting import Fit, FitConfig, fit_landmarks, image_vertices
+from ._judges import halo_measure
 from ._landmarks import detect_landmarks
-from ._model._morphable import MorphableModel
+from ._model._morphable import MorphableModel, model_shape
 from ._render import render_faces
 from ._va_space import validate_va
 from ._version import __version__
@@ -39,12 +40,18 @@ __all__ = [
     "SynthesisBatch",
     "SynthesisResult",
     "expression_for",
+    "fitted_expression",
     "full_deformation",
     "synthesize",
     "synthesize_batch",
 ]
 
 MOUTH_REGIONS = ("mouth_socket", "gums_tongue", "teeth")
+
+#: How the target expression meets the photo's own: "replace" takes the fitted
+#: expression out first (the output shows the target, whatever the photo showed);
+#: "add" puts the target on top of it (the paper, which assumes a neutral photo).
+EXPRESSION_MODES = ("replace", "add")
 
 
 class SynthesisResult(NamedTuple):
@@ -181,6 +188,12 @@ class SynthesisConfig:
     seed: int = 0
     camera: str = "orthographic"
     blend: str = "normal"
+    expression: str = "replace"
+    shade: bool = True
+
+    def __post_init__(self):
+        if self.expression not in EXPRESSION_MODES:
+            raise ValueError(f"expression: one of {EXPRESSION_MODES}, got {self.expression!r}")
 
 
 class SynthesisBatch(NamedTuple):
@@ -202,7 +215,59 @@ class SynthesisBatch(NamedTuple):
     sidecars: list
 
 
-def _sidecar(name, va, label, b, models, model, fit, config) -> dict:
+@jax.jit
+def fitted_expression(model: MorphableModel, fits: Fit) -> jax.Array:
+    """The fitted expressions as vertex offsets: float32[B, n, 3] (model units).
+
+    What :func:`synthesize` takes out of each photo before it puts the target in
+    (``SynthesisConfig(expression="replace")``): the fitted face minus the same
+    face with a neutral expression.
+    """
+
+    def one(alpha, beta):
+        return model_shape(model, alpha, beta) - model_shape(model, alpha, None)
+
+    return jax.vmap(one)(fits.identity, fits.expression)
+
+
+def _removed(model: MorphableModel, fit: Fit, config) -> dict | None:
+    """The sidecar's record of the expression taken out of the photo (None: nothing was)."""
+    if config.expression != "replace":
+        return None
+    w = np.asarray(fit.expression, np.float64)
+    names = model.expression_names
+    top = np.argsort(-np.abs(w), kind="stable")
+    return dict(
+        weights={names[i]: round(float(w[i]), 4) for i in top if abs(w[i]) >= 0.01},
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("camera",))
+def _landmark_motion(model, fits, deform, *, camera):
+    """The fits' landmark vertices in the image, as fitted and deformed.
+
+    Returns (float[B, 68, 2], float[B, T, 68, 2]) pixels, NaN where a landmark
+    has no vertex.
+    """
+    vid = jnp.maximum(fits.vertices, 0)  # [B, 68]
+
+    def one(alpha, beta, fit, ids, d):  # d [T, n, 3]
+        v = model_shape(model, alpha, beta)[ids]
+        moved = jax.vmap(lambda dd: image_vertices(v + dd[ids], fit, camera)[:, :2])(d)
+        return image_vertices(v, fit, camera)[:, :2], moved
+
+    p0, p1 = jax.vmap(one)(fits.identity, fits.expression, fits, vid, deform)
+    have = fits.vertices >= 0
+    return jnp.where(have[..., None], p0, jnp.nan), jnp.where(have[:, None, :, None], p1, jnp.nan)
+
+
+def _points(p) -> list:
+    """float[68, 2] pixels as JSON: rounded to 0.01 px, null where missing."""
+    return [None if not np.isfinite(q).all() else [round(float(q[0]), 2), round(float(q[1]), 2)]
+            for q in np.asarray(p, np.float64)]  # fmt: skip
+
+
+def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo) -> dict:
     res = np.asarray(fit.residuals)
     side = dict(
         photo=name,
@@ -217,6 +282,16 @@ def _sidecar(name, va, label, b, models, model, fit, config) -> dict:
             scale=float(fit.scale),
         ),
         config=dataclasses.asdict(config),
+        removed_expression=removed,
+        landmarks=dict(
+            fitted=_points(lms[0]),
+            implied=_points(lms[1]),
+        ),
+        blend=dict(
+            correction_mean=round(halo["mean"], 3),
+            correction_blob=round(halo["blob"], 5),
+            correction_max=halo["max"],
+        ),
         versions=dict(vafx=__version__, jax=jax.__version__),
         model=model.name,
         bin_models=dict(params=models.meta["params"], gallery=models.meta.get("gallery", "")),
@@ -286,28 +361,38 @@ def synthesize_batch(
                        sample=config.sample, key=key)
         for v in va
     ]  # fmt: skip
-    deform = np.stack([full_deformation(model, models, e[0]) for e in exprs])
+    deform = np.stack([full_deformation(model, models, e[0]) for e in exprs])[None]
+    if config.expression == "replace":
+        deform = deform - np.asarray(fitted_expression(model, fits))[:, None]
+    else:
+        deform = np.broadcast_to(deform, (b, *deform.shape[1:]))
     bins = np.array([e[1] for e in exprs], np.int32)
     labels = np.array([e[2] for e in exprs], np.float32)
-    r = render_faces(img, model, fits, deform, camera=config.camera)
+    r = render_faces(img, model, fits, deform, camera=config.camera, shade=config.shade)
     t = len(va)
     rendered = np.clip(np.rint(r.image * 255), 0, 255).astype(np.uint8)
     out = rendered.copy()
+    flat = rendered.reshape(b * t, *rendered.shape[2:])
+    under = np.repeat(img, t, axis=0)
+    # solve over every pixel the render changed; the boundary is what it left alone
     masks = r.blend_mask.reshape(b * t, *r.blend_mask.shape[2:])
     ok = masks.any(axis=(1, 2)) & ~masks.all(axis=(1, 2))
     if ok.any():
-        flat = rendered.reshape(b * t, *rendered.shape[2:])
-        under = np.repeat(img, t, axis=0)
         blended, _ = seamless_clone_batch(flat[ok], under[ok], masks[ok], mode=config.blend)
         out.reshape(b * t, *out.shape[2:])[ok] = blended
-    sidecars = [
-        [
-            _sidecar(names[i], va[j], labels[j], bins[j], models, model,
-                     jax.tree.map(lambda x: x[i], fits), config)
+    cover = r.coverage.reshape(b * t, *r.coverage.shape[2:])
+    halos = [halo_measure(o, f, c) for o, f, c in zip(out.reshape(flat.shape), flat, cover)]
+    lm0, lm1 = (np.asarray(x) for x in _landmark_motion(model, fits, jnp.asarray(deform),
+                                                         camera=config.camera))  # fmt: skip
+    sidecars = []
+    for i in range(b):
+        fit_i = jax.tree.map(lambda x: x[i], fits)
+        removed = _removed(model, fit_i, config)
+        sidecars.append([
+            _sidecar(names[i], va[j], labels[j], bins[j], models, model, fit_i, config, removed,
+                     (lm0[i], lm1[i, j]), halos[i * t + j])
             for j in range(t)
-        ]
-        for i in range(b)
-    ]  # fmt: skip
+        ])  # fmt: skip
     return SynthesisBatch(out, labels, bins, fits, sidecars)
 
 

@@ -16,15 +16,25 @@ table-like module, so that a reader can check it against the sources:
   not FACS-coded in those sources; built from the cues the literature
   describes (lowered upper eyelids, relaxed or slightly raised lip corners,
   slack jaw, inner-brow raise for sadness) and marked as vafx's own.
-- V-A placements: approximate positions read from the circumplex figures of
-  Russell (1980, J. Pers. Soc. Psychol. 39:1161) and Scherer (2005, Soc. Sci.
-  Inf. 44:695), with Russell and Mehrabian (1977) for the sign of each
-  dimension; scaled to [-1, 1]. Compound emotions sit at the mean of their two
-  components. These are coarse, documented choices, not measurements.
+- Affect words (delighted, excited, astonished, alarmed, tense, ...): the words
+  of Russell's circumplex (Russell 1980, J. Pers. Soc. Psychol. 39:1161, the
+  28 affect words placed by circular scaling), each at Russell's angle on the
+  circle and at radius 0.9 (vafx's choice), so that the gallery covers the
+  high-arousal positive and negative quadrants and the low-arousal states the
+  basic emotions leave empty. Their AUs are vafx's own compositions of the
+  EMFACS components above (e.g. excited: the Duchenne smile of happiness with
+  the raised brows and dropped jaw of surprise), marked as such.
+- V-A placements of the basic, compound and low-arousal prototypes:
+  approximate positions read from the circumplex figures of Russell (1980) and
+  Scherer (2005, Soc. Sci. Inf. 44:695), with Russell and Mehrabian (1977) for
+  the sign of each dimension; scaled to [-1, 1]. Compound emotions sit at the
+  mean of their two components. These are coarse, documented choices, not
+  measurements.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 #: AU -> {ARKit base name: weight}; ``_L``/``_R`` pairs are written once as the
@@ -133,7 +143,36 @@ LOW_AROUSAL: tuple[Prototype, ...] = (
     Prototype("depressed", {1: 0.6, 4: 0.3, 15: 0.6, 43: 0.35}, (-0.80, -0.50), _OWN),
 )
 
-ALL: tuple[Prototype, ...] = BASIC + COMPOUND + LOW_AROUSAL
+_RUSSELL = "Russell (1980) circumplex angle, radius 0.9; AUs composed by vafx from EMFACS"
+
+
+def _russell(name: str, degrees: float, aus: dict) -> Prototype:
+    a = math.radians(degrees)
+    return Prototype(
+        name, aus, (round(0.9 * math.cos(a), 3), round(0.9 * math.sin(a), 3)), _RUSSELL
+    )
+
+
+#: Russell's affect words that no basic, compound or low-arousal prototype above
+#: stands for, at Russell's angles (degrees from the positive valence axis).
+AFFECT_WORDS: tuple[Prototype, ...] = (
+    _russell("glad", 351, {6: 0.6, 12: 0.9}),
+    _russell("delighted", 25, {6: 1.0, 12: 1.0, 25: 0.8, 26: 0.3}),
+    _russell("excited", 49, {1: 0.6, 2: 0.6, 5: 0.5, 6: 0.8, 12: 1.0, 25: 1.0, 26: 0.7}),
+    _russell("astonished", 70, {1: 1.0, 2: 1.0, 5: 1.0, 26: 1.0, 27: 0.4}),
+    _russell("tense", 92, {4: 0.8, 7: 0.8, 20: 0.3, 23: 0.8, 24: 0.8}),
+    _russell("alarmed", 97, {1: 1.0, 2: 1.0, 4: 0.5, 5: 1.0, 20: 0.6, 26: 0.8}),
+    _russell("afraid", 117, {1: 1.0, 2: 0.6, 4: 0.8, 5: 0.8, 20: 1.0, 25: 0.8}),
+    _russell("annoyed", 123, {4: 0.7, 7: 0.5, 15: 0.3, 24: 0.6}),
+    _russell("distressed", 138, {1: 0.8, 4: 0.8, 15: 0.7, 17: 0.4, 20: 0.5}),
+    _russell("miserable", 189, {1: 0.8, 4: 0.6, 15: 1.0, 17: 0.6, 43: 0.2}),
+    _russell("gloomy", 209, {1: 0.5, 4: 0.4, 15: 0.6, 43: 0.35}),
+    _russell("droopy", 256, {15: 0.3, 26: 0.15, 43: 0.6}),
+    _russell("serene", 329, {12: 0.35, 43: 0.3}),
+    _russell("satisfied", 319, {6: 0.4, 12: 0.7, 43: 0.1}),
+)
+
+ALL: tuple[Prototype, ...] = BASIC + COMPOUND + LOW_AROUSAL + AFFECT_WORDS
 
 #: The Surrey Face Model's own six expression blendshapes.
 SFM_EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")

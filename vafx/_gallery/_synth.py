@@ -37,6 +37,10 @@ import numpy as np
 from . import _facs
 from ._store import Gallery, GalleryWriter, SequenceData, Template, template_from_model
 
+#: Version of the generator's rules; part of a gallery's fingerprint, so a resume
+#: never mixes sequences from two versions.
+GENERATOR = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class SynthConfig:
@@ -53,6 +57,9 @@ class SynthConfig:
         asymmetry_sd: standard deviation of the left/right asymmetry.
         min_peak: lowest apex intensity of a sequence.
         va_noise: standard deviation of the annotation noise on V-A.
+        angle_sd: standard deviation, in degrees, of each sequence's turn of
+            its prototype's V-A about the origin (spreads the frames over the
+            circumplex between the prototypes).
         expressions: prototype names to use (None: all the model supports).
     """
 
@@ -64,8 +71,9 @@ class SynthConfig:
     identity_scale: float = 0.8
     au_gain_sd: float = 0.25
     asymmetry_sd: float = 0.08
-    min_peak: float = 0.55
+    min_peak: float = 1.0
     va_noise: float = 0.05
+    angle_sd: float = 10.0
     expressions: tuple[str, ...] | None = None
 
 
@@ -112,6 +120,52 @@ def intensity_profile(t: np.ndarray, onset: float, apex: float) -> np.ndarray:
     rise = smooth(t / onset)
     fall = 1 - 0.85 * smooth((t - apex) / (1 - apex))
     return np.where(t <= apex, rise, fall)
+
+
+def sequence_labels(
+    config: SynthConfig, subject: int, expression: int, repeat: int, proto, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One sequence's expression intensity float[F] and V-A labels float[F, 2].
+
+    The labels need no mesh, so coverage of the V-A plane can be computed (and
+    tested) for any configuration without generating the gallery
+    (:func:`gallery_labels`). A frame's V-A is its prototype's apex V-A, turned
+    about the origin by the sequence's angle (N(0, ``angle_sd``) degrees) and
+    scaled by the subject's and the sequence's V-A scales, times
+    intensity ** 0.8, plus N(0, ``va_noise``) annotation noise.
+    """
+    subj = np.random.default_rng(np.random.SeedSequence((config.seed, subject, 0x5A)))
+    va_scale = subj.uniform(0.9, 1.1)
+    q = np.random.default_rng(np.random.SeedSequence((config.seed, subject, expression, repeat)))
+    peak = q.uniform(config.min_peak, 1.0)
+    onset, apex = q.uniform(0.3, 0.45), q.uniform(0.55, 0.7)
+    inten = peak * intensity_profile(t, onset, apex)
+    # timing jitter off the plateau only: every sequence's apex reaches its peak
+    noise = q.normal(0, 0.02, inten.shape)
+    inten = np.clip(np.where(inten >= peak, inten, inten + noise), 0, 1)
+    turn = np.radians(q.normal(0, config.angle_sd))
+    c, s = np.cos(turn), np.sin(turn)
+    apex_va = np.array([[c, -s], [s, c]]) @ np.asarray(proto.va) * va_scale * q.uniform(0.9, 1.1)
+    va = (inten[:, None] ** 0.8) * apex_va
+    va = np.clip(va + q.normal(0, config.va_noise, va.shape), -1, 1)
+    return inten.astype(np.float32), va.astype(np.float32)
+
+
+def gallery_labels(model_or_protos, config: SynthConfig = SynthConfig()) -> np.ndarray:
+    """float32[N, 2]: the V-A of every frame :func:`synthesize_gallery` makes (no meshes)."""
+    protos = (
+        prototypes_for(model_or_protos, config.expressions)
+        if hasattr(model_or_protos, "expression_names")
+        else list(model_or_protos)
+    )
+    t = np.arange(1, config.frames + 1, dtype=np.float64) / config.frames
+    out = [
+        sequence_labels(config, s, e, r, p, t)[1]
+        for s in range(config.subjects)
+        for e, p in enumerate(protos)
+        for r in range(config.repeats)
+    ]
+    return np.concatenate(out)
 
 
 def _weights(model, proto, gains, asym) -> np.ndarray:
@@ -165,7 +219,7 @@ def synthesize_gallery(
     n = len(ids)
 
     cfg = dataclasses.asdict(config)
-    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(dict(cfg, generator=GENERATOR), sort_keys=True).encode())
     h.update(template.digest().encode())
     h.update(np.ascontiguousarray(mean).tobytes()[: 1 << 20])
     h.update(ex_basis.tobytes()[: 1 << 20])
@@ -193,7 +247,6 @@ def synthesize_gallery(
                 for au in _facs.AU_TO_ARKIT
             }
             asym = float(config.asymmetry_sd * rng.standard_normal())
-            va_scale = float(rng.uniform(0.85, 1.15))
             for e, proto in enumerate(protos):
                 weights = _weights(model, proto, gains, asym)
                 for r in range(config.repeats):
@@ -202,15 +255,9 @@ def synthesize_gallery(
                     if done <= w.sequences_done:
                         w.skip(f"{subject}/{name}")
                         continue
-                    q = np.random.default_rng(np.random.SeedSequence((config.seed, s, e, r)))
-                    peak = q.uniform(config.min_peak, 1.0)
-                    onset, apex = q.uniform(0.3, 0.45), q.uniform(0.55, 0.7)
-                    inten = peak * intensity_profile(t, onset, apex)
-                    inten = np.clip(inten + q.normal(0, 0.02, inten.shape), 0, 1)
+                    inten, va = sequence_labels(config, s, e, r, proto, t)
                     coeffs = np.clip(inten[:, None] * weights[None, :], 0, 1).astype(np.float32)
                     frames = neutral.reshape(1, -1) + coeffs @ ex_basis
-                    va = (inten[:, None] ** 0.8) * np.array(proto.va) * va_scale
-                    va = np.clip(va + q.normal(0, config.va_noise, va.shape), -1, 1)
                     w.add(
                         SequenceData(
                             subject,

@@ -1,0 +1,340 @@
+"""Synthesis that shows the target affect: replacement, blending, shading, coverage, judges."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from skimage import data
+
+import vafx
+from vafx._gallery import _facs
+from vafx._gallery._synth import SynthConfig, gallery_labels, sequence_labels
+from vafx._judges import affect_cues, evaluate_synthesis, halo_measure
+from vafx._render import render_faces
+from vafx._shading import estimate_lighting, sh_basis, shading_ratio
+from vafx._synthesis import SynthesisConfig, fitted_expression, synthesize_batch
+
+
+@pytest.fixture(scope="module")
+def astro(ict_model):
+    img = data.astronaut()
+    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+        pts = vafx.read_pts(p)
+    return img, vafx.fit_landmarks(ict_model, pts, img.shape[:2])
+
+
+@pytest.fixture(scope="module")
+def means(ict_model, tmp_path_factory):
+    """Bin means of a small gallery of the default generator (every prototype, 2 subjects)."""
+    g = vafx.synthesize_gallery(tmp_path_factory.mktemp("g") / "g", ict_model,
+                                SynthConfig(subjects=2, frames=8))  # fmt: skip
+    return vafx.fit_bins(g, splocs=False)
+
+
+def _batched(fit):
+    return jax.tree.map(lambda x: jnp.asarray(x)[None], fit)
+
+
+# --- the synthetic gallery covers the circumplex ---------------------------------------
+
+
+def test_default_gallery_covers_the_disc_with_20_frames_per_bin():
+    va = gallery_labels(_facs.ALL, SynthConfig())  # the defaults: 20 subjects
+    idx = np.clip(np.floor((va + 1) / 0.2).astype(int), 0, 9)
+    counts = np.zeros((10, 10), int)
+    np.add.at(counts, (idx[:, 0], idx[:, 1]), 1)
+    c = -0.9 + 0.2 * np.arange(10)
+    inside = c[:, None] ** 2 + c[None, :] ** 2 < 1
+    assert inside.sum() == 80
+    full = (counts[inside] >= 20).mean()
+    assert full >= 0.9, (full, counts)
+    # the quadrants the basic emotions leave thin: happy-excited, alarmed-tense
+    assert counts[7, 7] >= 20 and counts[4, 9] >= 20 and counts[3, 8] >= 20
+
+
+def test_every_prototype_reaches_its_full_intensity():
+    t = np.arange(1, 25) / 24
+    cfg = SynthConfig()
+    for e, p in enumerate(_facs.ALL):
+        inten, va = sequence_labels(cfg, 0, e, 0, p, t)
+        assert inten.max() == 1.0, p.name
+        apex = va[np.argmax(inten)]
+        assert np.linalg.norm(apex) > 0.5 * np.linalg.norm(p.va), p.name
+
+
+def test_affect_words_fill_the_quadrants():
+    names = {p.name for p in _facs.AFFECT_WORDS}
+    assert {"excited", "delighted", "alarmed", "tense", "afraid"} <= names
+    for p in _facs.AFFECT_WORDS:
+        assert abs(np.hypot(*p.va) - 0.9) < 1e-2 and p.source.startswith("Russell")
+
+
+# --- expression replacement ---------------------------------------------------------
+
+
+def test_fitted_expression_is_the_fit_minus_its_neutral(ict_model, astro):
+    _, fit = astro
+    e = np.asarray(fitted_expression(ict_model, _batched(fit)))[0]
+    v = np.asarray(vafx.model_shape(ict_model, fit.identity, fit.expression))
+    v0 = np.asarray(vafx.model_shape(ict_model, fit.identity, None))
+    np.testing.assert_allclose(e, v - v0, atol=1e-5)
+
+
+def test_replacement_removes_a_known_expression(ict_model, astro):
+    """A face whose expression is known (the fit plus a planted smile) synthesized at a
+    target: replacement puts the mesh where the smile-free face would go; adding does not."""
+    img, fit = astro
+    names = ict_model.expression_names
+    smile = np.zeros(ict_model.num_expressions, np.float32)
+    smile[[names.index("mouthSmile_L"), names.index("mouthSmile_R")]] = 0.6
+    smiling = fit._replace(expression=jnp.clip(fit.expression + smile, 0, 1))
+    zero = SynthesisConfig(intensity=0.0)
+    plain = synthesize_batch(img[None], [(0.0, 0.0)], _zero_models(ict_model), ict_model,
+                             fits=_batched(fit), config=zero)  # fmt: skip
+    rep = synthesize_batch(img[None], [(0.0, 0.0)], _zero_models(ict_model), ict_model,
+                           fits=_batched(smiling), config=zero)  # fmt: skip
+    add = synthesize_batch(img[None], [(0.0, 0.0)], _zero_models(ict_model), ict_model,
+                           fits=_batched(smiling),
+                           config=SynthesisConfig(intensity=0.0, expression="add"))  # fmt: skip
+
+    def implied(res):
+        return np.array(
+            [p if p else [np.nan] * 2 for p in res.sidecars[0][0]["landmarks"]["implied"]]
+        )
+
+    # replacement lands both on the same (neutral) mesh, whatever the photo showed
+    np.testing.assert_allclose(implied(rep), implied(plain), atol=0.02)
+    # adding keeps the smile: the mouth corners stay up and out
+    corners = [48, 54]
+    assert (implied(add)[corners, 1] < implied(rep)[corners, 1] - 1).all()
+    removed = rep.sidecars[0][0]["removed_expression"]["weights"]
+    assert removed["mouthSmile_L"] >= 0.6 and add.sidecars[0][0]["removed_expression"] is None
+
+
+def _zero_models(model):
+    """Bin models on the ICT face region whose every bin is the zero deformation."""
+    from vafx._bins import BinModels
+    from vafx._gallery._store import template_from_model
+
+    t = template_from_model(model, "face")
+    nb, n = 100, t.num_vertices
+    z = np.zeros((nb, 1), np.float32)
+    grid = vafx.VAGrid(10)
+    meta = dict(template_digest=t.digest(), vertices=n, units=t.units, model=t.model,
+                region=t.region, grid=10, params={}, gallery="")  # fmt: skip
+    return BinModels(np.zeros((nb, n, 3), np.float32), np.zeros((nb, 1, n, 3), np.float32),
+                     z, z, z, z, np.asarray(grid.centres(), np.float32), np.ones(nb, np.int64),
+                     np.zeros(nb, np.int64), np.ones(nb, np.int8), z, z, t.vertex_ids, meta)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_smile_is_replaced_on_the_photo(ict_model, astro, means):
+    """vafx[detect]: the astronaut smiles; a sad target takes the smile away (re-detected)."""
+    pytest.importorskip("dlib", reason="re-detection needs vafx[detect] (dlib-bin)")
+    pytest.importorskip("face_recognition_models", reason="needs face-recognition-models")
+    img, fit = astro
+    targets = [(-0.6, -0.3), (0.4, 0.7)]
+    rep = synthesize_batch(img[None], targets, means, ict_model, fits=_batched(fit))
+    add = synthesize_batch(img[None], targets, means, ict_model, fits=_batched(fit),
+                           config=SynthesisConfig(expression="add"))  # fmt: skip
+    src = vafx.detect_landmarks(img)
+    iod = np.linalg.norm(src[36:42].mean(0) - src[42:48].mean(0))
+    before = affect_cues(src, iod)
+    sad = affect_cues(vafx.detect_landmarks(rep.images[0, 0]), iod)
+    assert sad["corner_lift"] - before["corner_lift"] <= -0.03, (sad, before)
+    sad_added = affect_cues(vafx.detect_landmarks(add.images[0, 0]), iod)
+    assert sad["corner_lift"] < sad_added["corner_lift"]  # the smile survives addition only
+    up = affect_cues(vafx.detect_landmarks(rep.images[0, 1]), iod)
+    assert (
+        up["mouth_open"] - before["mouth_open"] >= 0.05
+        and up["brow_height"] > before["brow_height"]
+    )
+    for j in range(2):
+        d = np.linalg.norm(vafx.face_descriptor(rep.images[0, j]) - vafx.face_descriptor(img))
+        assert d < 0.6, d
+
+
+# --- blending without halos ---------------------------------------------------------
+
+
+def test_blend_leaves_unchanged_pixels_and_corrects_little(ict_model, astro, means):
+    img, fit = astro
+    targets = [(v, a) for v in (-0.6, 0.0, 0.6) for a in (-0.6, 0.6)]
+    res = synthesize_batch(img[None], targets, means, ict_model, fits=_batched(fit))
+    exprs = [vafx.expression_for(means, t)[0] for t in targets]
+    deform = np.stack([vafx.full_deformation(ict_model, means, e) for e in exprs])[None]
+    deform = deform - np.asarray(fitted_expression(ict_model, _batched(fit)))[:, None]
+    r = render_faces(img[None], ict_model, _batched(fit), deform)
+    for j in range(len(targets)):
+        rendered = np.clip(np.rint(r.image[0, j] * 255), 0, 255).astype(np.uint8)
+        same = ~r.blend_mask[0, j]
+        np.testing.assert_array_equal(rendered[same], img[same])  # the mask is what changed
+        diff = np.abs(res.images[0, j].astype(int) - img.astype(int)).max(-1)
+        assert diff[same].max() <= 1  # pixels the render left alone stay within 1 level
+        h = halo_measure(res.images[0, j], rendered, r.coverage[0, j])
+        assert h["mean"] < 3 and h["blob"] < 0.01, h
+        side = res.sidecars[0][j]["blend"]
+        assert side["correction_mean"] == pytest.approx(h["mean"], abs=1e-3)
+
+
+def test_halo_measure_finds_a_planted_blob():
+    rendered = np.full((60, 60, 3), 100, np.uint8)
+    face = np.zeros((60, 60), bool)
+    face[10:50, 10:50] = True
+    out = rendered.copy()
+    assert halo_measure(out, rendered, face) == dict(mean=0.0, blob=0.0, max=0.0)
+    out[20:30, 20:30] = 140  # 100 pixels off by 40, 6.25% of the face
+    out[40, 40] = 200  # a lone pixel does not make the largest blob larger
+    h = halo_measure(out, rendered, face)
+    assert h["blob"] == pytest.approx(100 / 1600) and h["max"] == 100
+    assert h["mean"] == pytest.approx((100 * 40 + 100) / 1600)
+
+
+# --- shading that follows the geometry ---------------------------------------------
+
+
+def test_lighting_of_a_planted_face_is_recovered(ict_model, astro):
+    """The fitted face rendered under a known SH lighting with constant albedo (and 10%
+    of its vertices given another albedo, as eyebrows and lips are): the lighting that
+    render_faces estimates from the image is the planted one."""
+    from vafx.kernels.raster import interpolate, raster_plan, rasterize
+
+    from vafx._render import render_mesh, vertex_normals
+
+    img, fit = astro
+    mesh = render_mesh(ict_model)
+    v = vafx.model_shape(ict_model, fit.identity, fit.expression)
+    n = vertex_normals(v, mesh.faces)
+    truth = np.array([[0.55, 0.05, 0.12, 0.25, 0.0, 0.03, 0.02, -0.04, -0.05]] * 3, np.float32)
+    truth[1] *= 0.8
+    truth[2] *= 0.65
+    colours = np.array(sh_basis(n) @ truth.T)
+    rng = np.random.default_rng(0)
+    odd = rng.random(len(colours)) < 0.1
+    colours[odd] *= rng.uniform(0.3, 0.7, (odd.sum(), 1))
+    p = vafx.image_vertices(v, fit)
+    h, w = img.shape[:2]
+    fr = rasterize(p, mesh.faces, h, w, raster_plan(p[None], mesh.faces, h, w))
+    photo = np.where(np.asarray(fr.triangle >= 0)[..., None],
+                     np.asarray(interpolate(jnp.asarray(colours), mesh.faces, fr)), 0.3)  # fmt: skip
+    photo = np.clip(np.rint(photo * 255), 0, 255).astype(np.uint8)
+    r = render_faces(photo[None], ict_model, _batched(fit))
+    got = r.lighting[0, 0]
+    # the shading the lighting predicts over the visible normals, as the test of fit
+    front = np.asarray(n @ fit.rotation[2]) > 0.3
+    pred, want = np.asarray(sh_basis(n[front]) @ got.T), np.asarray(sh_basis(n[front]) @ truth.T)
+    assert np.abs(pred - want).mean() < 0.01, np.abs(pred - want).mean()
+    # and the colour of the light: the channels' ratios
+    np.testing.assert_allclose(pred.mean(0) / pred.mean(0)[0], [1, 0.8, 0.65], atol=0.02)
+
+
+def test_lighting_estimate_ignores_outliers():
+    rng = np.random.default_rng(1)
+    nrm = rng.normal(size=(3000, 3))
+    nrm[:, 2] = np.abs(nrm[:, 2]) + 0.5  # a cone towards the camera, as a face is
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    truth = np.array([[0.6, 0.1, -0.05, 0.3, 0.02, 0.0, 0.03, 0.05, -0.02]], np.float32)
+    y = np.array(sh_basis(jnp.asarray(nrm, jnp.float32)) @ truth.T)
+    y[:300] = rng.uniform(0, 1, (300, 1))  # hair, glasses, specular spots
+    got = estimate_lighting(jnp.asarray(y, jnp.float32), jnp.asarray(nrm, jnp.float32),
+                            jnp.ones(3000, jnp.float32))  # fmt: skip
+    # the coefficients trade off inside a cone of normals; the shading they predict does not
+    pred = np.asarray(sh_basis(jnp.asarray(nrm, jnp.float32)) @ np.asarray(got).T)
+    want = np.asarray(sh_basis(jnp.asarray(nrm, jnp.float32)) @ truth.T)
+    err = np.abs(pred - want)[300:]  # on the inliers; the shading spans about 0.3 to 1
+    assert err.mean() < 0.01 and err.max() < 0.05, (err.mean(), err.max())
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_shading_ratio_is_one_where_the_normal_does_not_turn(seed):
+    rng = np.random.default_rng(seed)
+    nrm = rng.normal(size=(50, 3)).astype(np.float32)
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    light = rng.normal(size=(3, 9)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(shading_ratio(light, nrm, nrm)), 1.0)
+    turned = np.roll(nrm, 1, axis=0)
+    r = np.asarray(shading_ratio(light, nrm, turned))
+    assert (r >= 0.5).all() and (r <= 1.6).all()
+
+
+def test_zero_deformation_with_shading_gives_the_photo_back_exactly(ict_model, astro):
+    from vafx._render import PHOTO
+
+    img, fit = astro
+    on = render_faces(img[None], ict_model, _batched(fit), shade=True)
+    off = render_faces(img[None], ict_model, _batched(fit), shade=False)
+    np.testing.assert_array_equal(on.image, off.image)  # shading changes nothing unmoved
+    seen = on.source[0, 0] == PHOTO
+    err = np.abs(on.image[0, 0] - img / np.float32(255))[seen].mean()
+    assert err < 2 / 255, err
+
+
+def test_raised_surface_is_reshaded(ict_model, astro):
+    """A smile turns the cheeks: shading changes them, without shading it does not."""
+    img, fit = astro
+    names = ict_model.expression_names
+    beta = np.zeros(ict_model.num_expressions, np.float32)
+    beta[[names.index("cheekSquint_L"), names.index("cheekSquint_R")]] = 1.0
+    v0 = vafx.model_shape(ict_model, fit.identity, fit.expression)
+    v1 = vafx.model_shape(ict_model, fit.identity, jnp.clip(fit.expression + beta, 0, 1))
+    d = (np.asarray(v1) - np.asarray(v0))[None, None]
+    on = render_faces(img[None], ict_model, _batched(fit), d, shade=True)
+    off = render_faces(img[None], ict_model, _batched(fit), d, shade=False)
+    changed = np.abs(on.image - off.image).max(-1) > 2 / 255
+    assert changed.sum() > 200
+    assert (on.source[changed] != 0).all()  # only the re-rendered face is re-shaded
+
+
+# --- judges ------------------------------------------------------------------------
+
+
+def test_affect_cues_measure_in_inter_ocular_distances():
+    p = np.zeros((68, 2))
+    p[36:42] = [0, 0]
+    p[42:48] = [10, 0]
+    p[17:27, 1] = -3
+    p[[51, 57, 62, 66], 1] = [20, 24, 21, 23]
+    p[[48, 54], 1] = 21
+    c = affect_cues(p)
+    assert c == pytest.approx(dict(corner_lift=0.1, mouth_open=0.2, brow_height=0.3))
+    assert affect_cues(p, iod=20)["mouth_open"] == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_cli_evaluate_synthesis(ict_dir, ict_model, astro, means, tmp_path):
+    """vafx[detect]: `vafx evaluate synthesis` over synthesize outputs writes its CSV and summary."""
+    pytest.importorskip("dlib", reason="the judges need vafx[detect] (dlib-bin)")
+    pytest.importorskip("face_recognition_models", reason="needs face-recognition-models")
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    img, fit = astro
+    iio.imwrite(tmp_path / "astro.png", img)
+    res = synthesize_batch(img[None], [(0.7, 0.3), (-0.6, -0.3)], means, ict_model,
+                           fits=_batched(fit), names=[str(tmp_path / "astro.png")])  # fmt: skip
+    (tmp_path / "out").mkdir()
+    for j in range(2):
+        iio.imwrite(tmp_path / "out" / f"o{j}.png", res.images[0, j])
+        (tmp_path / "out" / f"o{j}.json").write_text(json.dumps(res.sidecars[0][j]))
+    env = {**__import__("os").environ, "VAFX_DATA": str(ict_dir.parent)}
+    r = subprocess.run([sys.executable, "-m", "vafx", "evaluate", "synthesis", "out"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = (tmp_path / "out" / "judges.csv").read_text().splitlines()
+    assert len(rows) == 3 and "identity" in rows[0] and "motion_err_mouth" in rows[0]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["images"] == 2 and summary["identity_max"] < 0.6
+    r = subprocess.run([sys.executable, "-m", "vafx", "evaluate", "synthesis", "nothing"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    with pytest.raises(vafx.VafxError, match="no synthesized images"):
+        evaluate_synthesis(tmp_path / "photos_missing")
