@@ -103,10 +103,14 @@ class BinModels:
             )
         n_int = int((self.status == INTERPOLATED).sum())
         n_mean = int((self.status == MEAN_ONLY).sum())
+        why = (
+            f"fewer than {self.meta['min_frames']} frames"
+            if self.meta.get("splocs", True)
+            else "means only were asked for"
+        )
         lines.append(
-            f"{int((self.status == FITTED).sum())} bins fitted, {n_mean} mean only "
-            f"(fewer than {self.meta['min_frames']} frames), {n_int} empty bins interpolated "
-            "from their nearest neighbours"
+            f"{int((self.status == FITTED).sum())} bins fitted, {n_mean} mean only ({why}), "
+            f"{n_int} empty bins interpolated from their nearest neighbours"
         )
         return lines
 
@@ -248,6 +252,7 @@ def fit_bins(
         params=params._asdict(),
         min_frames=min_frames,
         max_frames=max_frames,
+        splocs=bool(splocs),
         seed=seed,
         gallery=str(gallery.path),
         gallery_fingerprint=gallery.manifest.get("fingerprint", ""),

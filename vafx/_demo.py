@@ -1,8 +1,8 @@
 """The embedded demo: what ``vafx demo`` runs on the default model.
 
 End to end on data vafx makes itself: a synthetic 4D gallery from the ICT
-model (docs/gallery.md), its Fig. 3 style V-A histogram, the per-bin SPLOCS
-models, and scikit-image's astronaut synthesized over a 5 x 5 grid of V-A
+model (docs/gallery.md), its Fig. 3 style V-A histogram, the per-bin
+models (their means; SPLOCS with ``splocs=True``), and scikit-image's astronaut synthesized over a 5 x 5 grid of V-A
 targets, written as a contact sheet (the neutral photo beside the grid, as the
 paper's Fig. 5) with a JSON sidecar per cell. Landmarks come from dlib when
 vafx[detect] is installed, else from the astronaut's landmarks shipped with
@@ -65,6 +65,7 @@ def run_demo(
     grid: int = 5,
     components: int = 8,
     iters: int = 10,
+    splocs: bool = False,
 ) -> Iterator[str]:
     """Run the demo, yielding one line of report per step.
 
@@ -77,6 +78,8 @@ def run_demo(
         grid: V-A targets per axis of the contact sheet (from -0.8 to 0.8).
         components: SPLOCS components per bin.
         iters: SPLOCS iterations.
+        splocs: also fit the bins' SPLOCS blendshape models (minutes; the
+            contact sheet uses the bins' means either way).
     """
     levels = np.linspace(-0.8, 0.8, grid).round(3).tolist()
     from skimage import data
@@ -103,8 +106,10 @@ def run_demo(
     if bins_path.exists():
         models = load_bin_models(bins_path)
     else:
+        # synthesis from the bins' means needs no SPLOCS blendshapes (`vafx bins fit`
+        # adds them, for --sample); the means take seconds, the blendshapes minutes
         params = SplocsParams(num_components=components, num_iters=iters)
-        models = fit_bins(g, params, min_frames=5)
+        models = fit_bins(g, params, min_frames=5, splocs=splocs)
         save_bin_models(bins_path, models)
     yield f"per-bin models: {models.summary()[-1]} -> {bins_path} ({time.perf_counter() - t0:.0f} s)"
 
