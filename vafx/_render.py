@@ -278,9 +278,11 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
     source = jnp.where(seen, jnp.int8(PHOTO), source)
     source = jnp.where(fill, jnp.int8(FILLED), source)
     source = jnp.where(mouth, jnp.int8(MOUTH), source)
-    out = jnp.clip(out, 0.0, 1.0)
-    changed = jnp.any(jnp.rint(out * 255) != jnp.rint(photo * 255), axis=-1)
-    return Rendered(out, cover, changed, source, canvas.lighting)
+    # the blend mask (what changed) is computed by `_changed`, in its own compiled call:
+    # inside this one it changed how XLA fused the rasterizer, and with it which of two
+    # surfaces at nearly equal depth won some pixels, so that a batch and single calls
+    # no longer rendered the same image
+    return Rendered(jnp.clip(out, 0.0, 1.0), cover, cover, source, canvas.lighting)
 
 
 @functools.partial(
@@ -316,6 +318,12 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera,
         return jax.lax.map(one, jnp.arange(b * t))
     canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits)
     return jax.vmap(one)(jnp.arange(b * t))
+
+
+@jax.jit
+def _changed(images, photos):
+    """bool[B, T, H, W]: pixels whose 8-bit value differs from the photo's."""
+    return jnp.any(jnp.rint(images * 255) != jnp.rint(photos[:, None] * 255), axis=-1)
 
 
 _PLANS: dict = {}
@@ -417,7 +425,9 @@ def render_faces(
         tol=float(depth_tolerance), iters=int(diffusion_steps),
         sequential=jax.default_backend() == "cpu", shade=bool(shade),
     )  # fmt: skip
-    return Rendered(*(np.asarray(x).reshape(b, t, *x.shape[1:]) for x in out))
+    image, cover, _, source, lighting = (x.reshape(b, t, *x.shape[1:]) for x in out)
+    changed = _changed(image, jnp.asarray(img))
+    return Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting)))
 
 
 def render_face(
