@@ -61,7 +61,7 @@ def main():
     models = vafx.load_bin_models(args.bins)
     with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
         pts512 = vafx.read_pts(p)
-    targets = models.labels[np.nonzero(models.status == 0)[0][::4][:8]]
+    targets = models.labels[np.nonzero(models.status != 2)[0][::4][:8]]  # bins with data
     for size in (256, 512):
         img = (transform.resize(data.astronaut(), (size, size)) * 255).round().astype(np.uint8)
         pts = pts512 * size / 512
