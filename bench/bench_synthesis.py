@@ -1,24 +1,21 @@
 """End-to-end synthesis speed (landmarks given): single calls, batches, and the CLI's start-up.
 
-Uses the demo's bin models (run `vafx demo -o demo_out` first, or pass --bins) and
+Uses the default bin models (built on first use; or pass --bins) and
 scikit-image's astronaut at 256 x 256 and 512 x 512 with its shipped landmarks scaled.
 Per size: the first call in this process (compilation included), the warm median of
 `vafx.synthesize` (one photo, one target), and `vafx.synthesize_batch` for B photos x T
-targets (fitting, rendering and blending included). Then the time to the first image
-of the command `vafx synthesize` in a fresh process, with an empty and with a warm
-compilation cache. No anchor exists for the whole pipeline; the per-stage anchors are
+targets (fitting, rendering and blending included). The time to the first image in a
+fresh process is bench/bench_first_image.py's. No anchor exists for the whole pipeline; the per-stage anchors are
 in the other bench scripts.
 
-Run: python bench/bench_synthesis.py [--bins demo_out/bins.npz]
+Run: python bench/bench_synthesis.py [--bins bins.npz]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -32,33 +29,15 @@ from _timing import median_seconds  # noqa: E402
 import vafx  # noqa: E402
 
 
-def _cli_first_image(bins: Path, data_dir: Path) -> None:
-    import imageio.v3 as iio
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        iio.imwrite(tmp / "astro.png", data.astronaut())
-        with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
-            vafx.write_pts(tmp / "astro.pts", vafx.read_pts(p))
-        env = {**os.environ, "VAFX_DATA": str(data_dir), "VAFX_CACHE": str(tmp / "cache")}
-        cmd = [sys.executable, "-m", "vafx", "synthesize", "astro.png", "--valence", "0.7",
-               "--arousal", "0.4", "--bins", str(bins.resolve()), "--landmarks", "astro.pts",
-               "-o", "out.png"]  # fmt: skip
-        for label in ("empty compilation cache", "warm compilation cache"):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, cwd=tmp, env=env, check=True, capture_output=True)
-            print(f"vafx synthesize (512 x 512), {label}: {time.perf_counter() - t0:.1f} s")
-
-
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bins", type=Path, default=Path("demo_out/bins.npz"))
+    ap.add_argument("--bins", type=Path, help="bin models (default: the default bin models)")
     args = ap.parse_args()
     data_dir = Path(
         os.environ.get("VAFX_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
     )
     model = vafx.load_model(str(data_dir / "ict"))
-    models = vafx.load_bin_models(args.bins)
+    models = vafx.load_bin_models(args.bins) if args.bins else vafx.default_bin_models(model)
     with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
         pts512 = vafx.read_pts(p)
     targets = models.labels[np.nonzero(models.status != 2)[0][::4][:8]]  # bins with data
@@ -86,7 +65,6 @@ def main():
                 f"{size} x {size}: batch of {b} photos x {t} targets: {sec * 1e3:.0f} ms "
                 f"({b * t / sec:.1f} images/s)"
             )
-    _cli_first_image(args.bins, data_dir)
 
 
 if __name__ == "__main__":

@@ -64,16 +64,34 @@ def test_model_convert(sfm_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_on_the_default_model(ict_dir, tmp_path, monkeypatch):
-    """The README's main job, made small: gallery, bins, synthesis, contact sheet."""
+def test_demo_then_synthesize_with_no_other_step(ict_dir, tmp_path, monkeypatch):
+    """The README's main job, then `vafx synthesize` without --bins, from an empty cache."""
     monkeypatch.setenv("VAFX_DATA", str(ict_dir.parent))
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--subjects", "2", "--grid", "2"]) == 0
+    assert main(["demo", "-o", str(out), "--grid", "3"]) == 0
     import imageio.v3 as iio
 
     sheet = iio.imread(out / "contact_sheet.png")
-    assert sheet.shape[0] == 2 * 256 + 6 and sheet.shape[1] == 3 * 256 + 3 * 6 + 6
+    assert sheet.shape[0] > 400 and sheet.shape[1] > 500
+    fig3 = iio.imread(out / "fig3_histogram.png")
+    assert fig3.shape[:2] == (1000, 1200)
     side = json.loads((out / "contact_sheet.json").read_text())
-    assert len(side["cells"]) == 4 and all(-1 <= c["label_va"][0] <= 1 for c in side["cells"])
-    assert (out / "fig3_histogram.png").exists() and (out / "bins.npz").exists()
-    assert (out / "gallery" / "gallery.json").exists()
+    assert len(side["cells"]) == 9 and all(-1 <= c["label_va"][0] <= 1 for c in side["cells"])
+    rows = (out / "bins.csv").read_text().splitlines()
+    assert len(rows) == 101 and rows[0].startswith("bin,")
+    # the default bin models the demo built are what synthesize uses: no --bins, no fit
+    img = tmp_path / "astro.png"
+    from importlib import resources
+
+    from skimage import data
+
+    iio.imwrite(img, data.astronaut())
+    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+        pts = p.read_text()
+    (tmp_path / "astro.pts").write_text(pts)
+    argv = ["synthesize", str(img), "--valence", "0.7", "--arousal", "0.4",
+            "--landmarks", str(tmp_path / "astro.pts"), "-o", str(tmp_path / "out.png")]  # fmt: skip
+    assert main(argv) == 0
+    assert iio.imread(tmp_path / "out.png").shape == (512, 512, 3)
+    assert json.loads((tmp_path / "out.json").read_text())["bin"] == 87
+    assert main(["bins", "default", "--path"]) == 0

@@ -273,6 +273,7 @@ def dense_softras(v, f, col, h, w, sigma, gamma, eps, bg):
     return rgb.reshape(h, w, -1), sil.reshape(h, w)
 
 
+@pytest.mark.slow
 def test_soft_equals_dense_definition_whatever_the_plan():
     # small and large triangles (some partly off the image), and two larger than any
     # group (mostly off the image): group and spill paths

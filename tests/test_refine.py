@@ -47,6 +47,7 @@ def _synthetic_photo(model, rng, size=128):
     return photo.astype(np.float32), img_v, col.astype(np.float32), np.unique(faces)
 
 
+@pytest.mark.slow
 def test_refinement_with_known_colours_beats_the_landmark_fit(sfm_model):
     rng = np.random.default_rng(0)
     photo, truth, colours, used = _synthetic_photo(sfm_model, rng)

@@ -18,7 +18,8 @@ def setup(ict_model, tmp_path_factory):
     g = vafx.synthesize_gallery(
         tmp_path_factory.mktemp("g") / "g", ict_model, vafx.SynthConfig(subjects=2, frames=6)
     )
-    models = vafx.fit_bins(g, SplocsParams(num_components=3, num_iters=3), min_frames=3)
+    # bin means only: synthesis does not sample here (a SPLOCS fit took 28 s of the setup)
+    models = vafx.fit_bins(g, min_frames=3, splocs=False)
     img = data.astronaut()
     from importlib import resources
 
@@ -64,6 +65,7 @@ def test_continuous_control_is_smooth(setup):
     assert np.abs(a - b).max() <= 0.2 * jump
 
 
+@pytest.mark.slow
 def test_batch_equals_single_calls(ict_model, setup):
     models, img, fit = setup
     photos = np.stack([img, img[:, ::-1]])
@@ -170,6 +172,7 @@ augment(sys.argv[1], sys.argv[2], models, model, bins=[45, 55, 67], landmarks_di
 """
 
 
+@pytest.mark.slow
 def test_augment_killed_and_restarted_equals_one_run(ict_dir, setup, tmp_path):
     import subprocess
     import sys
@@ -216,3 +219,63 @@ def test_augment_killed_and_restarted_equals_one_run(ict_dir, setup, tmp_path):
     labels = (tmp_path / "whole" / "labels.csv").read_text().splitlines()
     assert len(labels) == 7 and labels[0].startswith("image,source_photo,subject,valence,arousal")
     assert "c.png" in (tmp_path / "whole" / "skipped.csv").read_text()
+
+
+@pytest.mark.slow
+def test_many_photos_and_targets_in_one_call(ict_model, setup, tmp_path):
+    """Several photos x a grid: predictable names, sidecars, one sheet per photo, same as single calls."""
+    import imageio.v3 as iio
+    from importlib import resources
+
+    from vafx._synthesize_files import grid_targets, output_name, synthesize_files
+
+    models, img, _ = setup
+    (tmp_path / "lm").mkdir()
+    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+        pts = vafx.read_pts(p)
+    for name in ("a", "b"):
+        iio.imwrite(tmp_path / f"{name}.png", img)
+        vafx.write_pts(tmp_path / "lm" / f"{name}.pts", pts)
+    targets, lv, la = grid_targets(2)
+    np.testing.assert_allclose(targets, [[-0.8, 0.8], [0.8, 0.8], [-0.8, -0.8], [0.8, -0.8]])
+    res = synthesize_files([tmp_path / "a.png", tmp_path / "b.png"], targets, tmp_path / "out",
+                           models, ict_model, landmarks=tmp_path / "lm", grid=(lv, la),
+                           sheet=True)  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "out").glob("*__v*.png"))
+    assert names == sorted(output_name(f"{n}.png", t) for n in "ab" for t in targets)
+    assert output_name("x/a.png", (0.7, -0.25)) == "a__v+0.70_a-0.25.png"
+    assert len(list((tmp_path / "out").glob("*.json"))) == 8
+    assert sorted(p.name for p in res["sheets"]) == ["a__sheet.png", "b__sheet.png"]
+    sheet = iio.imread(res["sheets"][0])
+    assert sheet.shape[0] > 300 and sheet.shape[1] > 400  # a figure, with axes
+    one = vafx.synthesize(img, targets[1], models, ict_model, landmarks=pts)
+    got = iio.imread(tmp_path / "out" / output_name("b.png", targets[1]))
+    assert (np.abs(got.astype(int) - one.image.astype(int)) > 1).mean() < 1e-4
+
+
+def test_targets_csv_and_bad_targets(tmp_path):
+    from vafx._errors import DataFileError
+    from vafx._synthesize_files import read_targets
+
+    (tmp_path / "t.csv").write_text("valence,arousal\n0.5,0.2\n-0.1,0.9\n")
+    np.testing.assert_allclose(read_targets(tmp_path / "t.csv"), [[0.5, 0.2], [-0.1, 0.9]])
+    (tmp_path / "bad.csv").write_text("0.5,0.2\n0.5,1.5\n")
+    with pytest.raises(DataFileError, match=r"bad.csv.*row 2"):
+        read_targets(tmp_path / "bad.csv")
+    (tmp_path / "bad2.csv").write_text("0.5\n")
+    with pytest.raises(DataFileError, match="row 1"):
+        read_targets(tmp_path / "bad2.csv")
+
+
+def test_cli_target_errors_are_one_line(tmp_path, capsys):
+    from vafx._cli import main
+
+    (tmp_path / "p.png").write_bytes(b"")
+    for argv, words in [
+        (["--valence", "0.5"], "in pairs"),
+        (["--valence", "0.5", "--arousal", "0.1", "--grid", "3"], "one way"),
+        ([], "one way"),
+    ]:
+        assert main(["synthesize", str(tmp_path / "p.png"), *argv, "-o", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err

@@ -8,6 +8,7 @@ from . import kernels
 from ._augment import augment
 from ._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
 from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
+from ._defaults import default_bin_models
 from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
 from ._fetch import SOURCES as MODEL_SOURCES
 from ._fetch import ModelSource, fetch_model
@@ -26,6 +27,7 @@ from ._gallery._store import (
     write_gallery,
 )
 from ._gallery._synth import SynthConfig, synthesize_gallery
+from ._jax_config import configure_compilation_cache as _configure_cache
 from ._judges import evaluate_synthesis
 from ._landmarks import (
     NoFaceError,
@@ -71,6 +73,7 @@ from ._synthesis import (
     synthesize,
     synthesize_batch,
 )
+from ._synthesize_files import synthesize_files
 from ._va_space import VAGrid, validate_va
 from ._version import __version__
 from .kernels import ccc, mse, pcc
@@ -86,6 +89,8 @@ __all__ = [
     "full_deformation",
     "synthesize",
     "synthesize_batch",
+    "synthesize_files",
+    "default_bin_models",
     "detect_in_files",
     "read_photo",
     "Rendered",
@@ -165,3 +170,5 @@ __all__ = [
     "validate_va",
     "write_eos_model",
 ]
+
+_configure_cache()  # the compilation cache the CLI shares (vafx._jax_config)

@@ -170,7 +170,7 @@ def fit_bins(
     n = t.num_vertices
     grid = gallery.grid
     nb = grid.num_bins
-    k = params.num_components
+    k = params.num_components if splocs else 0  # means only: no components to store
     if support is not None:
         diag = float(np.linalg.norm(t.vertices.max(axis=0) - t.vertices.min(axis=0)))
         params = params._replace(support_min=support[0] * diag, support_max=support[1] * diag)
@@ -267,6 +267,7 @@ _ARRAYS = (
     "means", "components", "weight_mean", "weight_std", "weight_min", "weight_max",
     "labels", "counts", "fitted_frames", "status", "objective", "residual",
 )  # fmt: skip
+_COMPONENT_ARRAYS = ("components", "weight_mean", "weight_std", "weight_min", "weight_max")
 
 
 def save_bin_models(path: str | os.PathLike, models: BinModels) -> Path:
@@ -283,8 +284,16 @@ def save_bin_models(path: str | os.PathLike, models: BinModels) -> Path:
     return path
 
 
-def load_bin_models(path: str | os.PathLike) -> BinModels:
-    """Read a file written by :func:`save_bin_models` (no gallery needed)."""
+def load_bin_models(path: str | os.PathLike, *, components: bool = True) -> BinModels:
+    """Read a file written by :func:`save_bin_models` (no gallery needed).
+
+    Args:
+        path: the .npz file.
+        components: False skips the SPLOCS components and weight statistics
+            (most of a fitted file's size and of its reading time; synthesis
+            from bin means does not use them): they come back with 0
+            components, and sampling a bin says so.
+    """
     path = Path(path)
     try:
         with np.load(path) as z:
@@ -295,7 +304,13 @@ def load_bin_models(path: str | os.PathLike) -> BinModels:
                 raise DataFileError(
                     path, f"format version {meta['version']} is newer than this vafx"
                 )
-            arrays = {name: z[name] for name in _ARRAYS}
+            skip = () if components else _COMPONENT_ARRAYS
+            arrays = {name: z[name] for name in _ARRAYS if name not in skip}
+            if not components:
+                nb = len(arrays["means"])
+                arrays["components"] = np.zeros((nb, 0, *arrays["means"].shape[1:]), np.float32)
+                for name in _COMPONENT_ARRAYS[1:]:
+                    arrays[name] = np.zeros((nb, 0), np.float32)
             vids = z["vertex_ids"] if "vertex_ids" in z else None
     except DataFileError:
         raise
@@ -336,6 +351,12 @@ def bin_expression(
         b = int(models.grid.bin_index(validate_va(np.asarray(target, np.float32), "target")))
     d = models.means[b].copy()
     if sample:
+        if models.components.shape[1] == 0:
+            raise ValueError(
+                "these bin models hold bin means only (no SPLOCS blendshapes) and cannot be "
+                "sampled: fit them with `vafx bins fit` without --means-only, or use the "
+                "default models with --sample (vafx.default_bin_models(model, splocs=True))"
+            )
         if key is None:
             raise ValueError("sample=True needs a PRNG key")
         z = np.asarray(jax.random.normal(key, (models.components.shape[1],)))

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._programs import grown_sizes, persistent
 from .kernels.poisson import solve_poisson
 
 __all__ = ["BlendInfo", "seamless_clone", "seamless_clone_batch"]
@@ -74,7 +75,7 @@ def _bucket(n: int) -> int:
     return -(-n // q) * q
 
 
-@functools.partial(jax.jit, static_argnames=("mixed", "max_iters", "sequential", "dtype"))
+@persistent(static_argnames=("mixed", "max_iters", "sequential", "dtype"))
 def _solve_batch(source, target, mask, inside, rtol, *, mixed, max_iters, sequential, dtype):
     """The kernel over images: source/target [B, H, W, C] (uint8 or float), mask/inside [B, H, W].
 
@@ -128,10 +129,10 @@ def _compiled_solve(shape, dtype_in, mixed, max_iters, sequential, dtype):
     """:func:`_solve_batch` compiled for crops of ``shape`` (B, hb, wb, C)."""
     b, hb, wb, _ = shape
     img, msk = jax.ShapeDtypeStruct(shape, dtype_in), jax.ShapeDtypeStruct((b, hb, wb), bool)
-    return _solve_batch.lower(
+    return _solve_batch.prepare(
         img, img, msk, msk, jax.ShapeDtypeStruct((), dtype),
         mixed=mixed, max_iters=max_iters, sequential=sequential, dtype=dtype,
-    ).compile()  # fmt: skip
+    )  # fmt: skip
 
 
 def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
@@ -159,13 +160,15 @@ def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
         (m, *sources.shape[1:]), sources.dtype, mixed, max_iters, cpu, np.dtype(dtype)
     )
     rtol = np.asarray(rtol, dtype)
+    names = ("source", "target", "mask", "inside")
     if k == 1:
-        parts = [jax.tree.map(np.asarray, solve(*arrays, rtol))]
+        parts = [jax.tree.map(np.asarray, solve(**dict(zip(names, arrays)), rtol=rtol))]
     else:
         arrays = [np.concatenate([a, np.repeat(a[-1:], m * k - b, axis=0)]) for a in arrays]
 
         def chunk(i):  # blocks in its thread, where the wait releases the GIL
-            return jax.tree.map(np.asarray, solve(*(a[i * m : (i + 1) * m] for a in arrays), rtol))
+            part = (a[i * m : (i + 1) * m] for a in arrays)
+            return jax.tree.map(np.asarray, solve(**dict(zip(names, part)), rtol=rtol))
 
         with concurrent.futures.ThreadPoolExecutor(k) as pool:
             parts = list(pool.map(chunk, range(k)))
@@ -173,7 +176,7 @@ def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
     return value, BlendInfo(rel, iters, conv)
 
 
-def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
+def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype, size_key=None):
     """Blend aligned batches [B, H, W, C] over masks [B, H, W]; returns (out, info).
 
     Each image's crop around its mask goes to the solver, zero padded to a
@@ -183,6 +186,8 @@ def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype):
     boxes = _crop_boxes(masks)
     sizes = boxes[:, [1, 3]] - boxes[:, [0, 2]]
     hb, wb = _bucket(int(sizes[:, 0].max())), _bucket(int(sizes[:, 1].max()))
+    if size_key is not None:
+        hb, wb = grown_sizes(f"{size_key}:{len(masks)}", (hb, wb))
     b = sources.shape[0]
 
     def crop(a):  # [B, H, W, ...] -> [B, hb, wb, ...], zero padded, dtype kept
@@ -308,6 +313,7 @@ def seamless_clone_batch(
     rtol: float = 1e-3,
     max_iters: int = 50,
     dtype=np.float32,
+    size_key: str | None = None,
 ):
     """:func:`seamless_clone` for a batch of aligned images in one compiled call.
 
@@ -320,6 +326,10 @@ def seamless_clone_batch(
         targets: uint8 or float[B, H, W, C].
         masks: bool[B, H, W]; each non-empty and not covering its whole image.
         mode, rtol, max_iters, dtype: as :func:`seamless_clone`.
+        size_key: a name under which the crops' size bucket only grows, across
+            processes (:func:`vafx._programs.grown_sizes`), so that calls on
+            similar masks (faces in photos of one size) share one compiled
+            solve; None: each call's own bucket, the tightest.
 
     Returns:
         (images [B, H, W, C] with the targets' dtype, :class:`BlendInfo` [B, C]).
@@ -342,5 +352,5 @@ def seamless_clone_batch(
     full = np.nonzero(msk.all(axis=(1, 2)))[0]
     if full.size:
         raise ValueError(f"masks of images {full.tolist()} cover the whole image")
-    out, info = _blend(src, tgt, msk, mode == "mixed", rtol, max_iters, dtype)
+    out, info = _blend(src, tgt, msk, mode == "mixed", rtol, max_iters, dtype, size_key)
     return out, info

@@ -352,43 +352,93 @@ def _cmd_fit(args) -> int:
     return 0
 
 
-def _cmd_synthesize(args) -> int:
-    import json
-
-    from ._atomic import atomic_path, atomic_write_text
+def _bin_models_for(args, model):
+    """``--bins FILE``, else the model's default bin models (built on first use)."""
     from ._bins import load_bin_models
-    from ._landmarks import read_photo, read_pts
-    from ._model._resolve import load_model
-    from ._synthesis import SynthesisConfig, synthesize
 
-    img = read_photo(args.photo)
-    pts = read_pts(args.landmarks) if args.landmarks else None
-    models = load_bin_models(args.bins)
+    if args.bins is not None:
+        return load_bin_models(args.bins, components=args.sample)
+    from ._defaults import default_bin_models
+
+    def say(msg):
+        print(f"vafx: {msg}", file=sys.stderr, flush=True)
+
+    return default_bin_models(model, splocs=args.sample, report=say, progress=_Progress("  step"))
+
+
+def _targets_from_args(args):
+    import numpy as np
+
+    from ._synthesize_files import grid_targets, read_targets
+
+    v, a = args.valence or [], args.arousal or []
+    if len(v) != len(a):
+        raise ValueError(
+            f"--valence and --arousal come in pairs: got {len(v)} valence and {len(a)} arousal"
+        )
+    given = [bool(v), args.grid is not None, args.targets is not None]
+    if sum(given) != 1:
+        raise ValueError("give the targets one way: --valence/--arousal, --grid N or --targets CSV")
+    if args.grid is not None:
+        t, levels_v, levels_a = grid_targets(args.grid)
+        return t, (levels_v, levels_a)
+    if args.targets is not None:
+        return read_targets(args.targets), None
+    return np.array(list(zip(v, a)), np.float32), None
+
+
+def _cmd_synthesize(args) -> int:
+    from ._model._resolve import load_model
+    from ._synthesis import SynthesisConfig
+    from ._synthesize_files import synthesize_files
+
+    targets, grid = _targets_from_args(args)
+    from ._va_space import validate_va
+
+    validate_va(targets, "--valence/--arousal")
     model = load_model(args.model)
+    models = _bin_models_for(args, model)
     cfg = SynthesisConfig(
         continuous=args.continuous, intensity=args.intensity, sample=args.sample, seed=args.seed,
         expression=args.expression, shade=not args.no_shade,
     )  # fmt: skip
-    res = synthesize(
-        img, (args.valence, args.arousal), models, model, landmarks=pts, config=cfg,
-        name=str(args.photo),
+    n = len(args.photos) * len(targets)
+    res = synthesize_files(
+        args.photos, targets, args.output, models, model, landmarks=args.landmarks, config=cfg,
+        grid=grid, sheet=args.sheet, progress=_Progress("images") if n > 1 else None,
     )  # fmt: skip
-    import imageio.v3 as iio
+    for r in res["results"] if n <= 4 else []:
+        lab = r["label"]
+        print(f"{r['output']}: bin {r['bin']}, label V-A ({lab[0]:+.3f}, {lab[1]:+.3f})")
+    if n > 4:
+        print(f"{n} images and sidecars in {args.output}")
+    for p in res["sheets"]:
+        print(f"contact sheet: {p}")
+    return 0
 
-    with atomic_path(args.output) as tmp:
-        iio.imwrite(tmp, res.image, extension=args.output.suffix or ".png")
-    atomic_write_text(args.output.with_suffix(".json"), json.dumps(res.sidecar, indent=1))
-    print(f"{args.output}: bin {res.bin}, label V-A ({res.label[0]:+.3f}, {res.label[1]:+.3f})")
+
+def _cmd_bins_default(args) -> int:
+    from ._defaults import default_bins_path
+    from ._model._resolve import load_model
+
+    model = load_model(args.model)
+    path = default_bins_path(model, splocs=args.splocs)
+    if args.path:
+        print(path)
+        return 0
+    models = _bin_models_for(argparse.Namespace(bins=None, sample=args.splocs), model)
+    print(models.summary()[-1])
+    print(path)
     return 0
 
 
 def _cmd_augment(args) -> int:
     from ._augment import augment
-    from ._bins import load_bin_models
     from ._model._resolve import load_model
     from ._synthesis import SynthesisConfig
 
-    models = load_bin_models(args.bins)
+    model = load_model(args.model)
+    models = _bin_models_for(args, model)
     bins = None
     if args.bin_list != "all":
         try:
@@ -400,7 +450,7 @@ def _cmd_augment(args) -> int:
     cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed,
                           expression=args.expression, shade=not args.no_shade)  # fmt: skip
     man = augment(
-        args.photos, args.output, models, load_model(args.model), bins=bins,
+        args.photos, args.output, models, model, bins=bins,
         landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"), batch=args.batch,
     )  # fmt: skip
     print(
@@ -484,10 +534,11 @@ def _cmd_evaluate_aug(args) -> int:
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
-    for line in run_demo(
-        args.output, model=args.model, seed=args.seed, subjects=args.subjects, grid=args.grid
-    ):
-        print(line)
+    def say(msg):
+        print(f"vafx: {msg}", file=sys.stderr, flush=True)
+
+    for line in run_demo(args.output, model=args.model, grid=args.grid, report=say):
+        print(line, flush=True)
     return 0
 
 
@@ -620,6 +671,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bin means and labels only, no SPLOCS (seconds; enough for synthesis "
                    "without --sample)")  # fmt: skip
     p.set_defaults(func=_cmd_bins_fit)
+    p = bsub.add_parser(
+        "default",
+        help="build (or locate) the default bin models that synthesize and augment use",
+        description="The default bin models of a face model: the bins' means and labels from "
+        "vafx's default synthetic gallery (docs/gallery.md), built once into the cache (under "
+        "a minute) and then read from there. --splocs adds the SPLOCS blendshapes that "
+        "--sample needs (minutes).",
+    )
+    _add_model_arg(p)
+    p.add_argument("--splocs", action="store_true", help="the SPLOCS blendshape models too")
+    p.add_argument("--path", action="store_true", help="only print where they are cached")
+    p.set_defaults(func=_cmd_bins_default)
     p = bsub.add_parser("info", help="summarize a bin-models file")
     p.add_argument("models", type=Path)
     p.set_defaults(func=_cmd_bins_info)
@@ -647,18 +710,27 @@ def build_parser() -> argparse.ArgumentParser:
         "Poisson-blend it. Writes OUT and OUT.json (label, bin, fit diagnostics, the expression "
         "removed, landmark motion, blend correction, versions, parameters).",
     )
-    p.add_argument("photo", type=Path)
-    p.add_argument("--valence", type=float, required=True)
-    p.add_argument("--arousal", type=float, required=True)
-    p.add_argument("--bins", type=Path, required=True, help="bin models from `vafx bins fit`")
-    p.add_argument("--landmarks", type=Path, help=".pts file (default: detect, needs vafx[detect])")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="one or more photos")
+    p.add_argument("--valence", type=float, action="append",
+                   help="target valence in [-1, 1]; repeat with --arousal for several targets")  # fmt: skip
+    p.add_argument("--arousal", type=float, action="append", help="target arousal in [-1, 1]")
+    p.add_argument("--grid", type=int, metavar="N",
+                   help="an N x N grid of targets from -0.8 to 0.8 on both axes")  # fmt: skip
+    p.add_argument("--targets", type=Path, help="CSV of targets: valence,arousal per row")
+    p.add_argument("--bins", type=Path, help="bin models from `vafx bins fit` (default: the "
+                   "model's default bin models, built once on first use; see `vafx bins default`)")  # fmt: skip
+    p.add_argument("--landmarks", type=Path, help=".pts file, or a folder of <photo>.pts "
+                   "(default: detect, needs vafx[detect])")  # fmt: skip
     _add_model_arg(p)
     p.add_argument("--continuous", action="store_true", help="interpolate neighbouring bins")
     p.add_argument("--intensity", type=float, default=1.0, help="scales the expression")
     p.add_argument("--sample", action="store_true", help="sample the bin's blendshape model")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     _add_expression_args(p)
-    p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg)")
+    p.add_argument("--sheet", action="store_true", help="also write a labelled contact sheet "
+                   "(with --grid one per photo on V-A axes, else photos x targets)")  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, required=True, help="output image (one photo "
+                   "and one target) or folder (<photo>__v+0.70_a+0.40.png and .json per image)")  # fmt: skip
     p.set_defaults(func=_cmd_synthesize)
 
     p = sub.add_parser(
@@ -669,7 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Interrupted runs resume: run the same command again.",
     )
     p.add_argument("photos", type=Path, help="folder of photos")
-    p.add_argument("--bins", type=Path, required=True, help="bin models from `vafx bins fit`")
+    p.add_argument("--bins", type=Path,
+                   help="bin models from `vafx bins fit` (default: the model's default models)")  # fmt: skip
     p.add_argument("--bin-list", default="all", help="'all' (bins with data) or e.g. 45,46,87")
     p.add_argument("--landmarks", type=Path, help="folder of <photo>.pts (default: detect)")
     _add_model_arg(p)
@@ -734,25 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the embedded demo on the default model")
     _add_model_arg(p)
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--subjects", type=int, default=8, help="subjects of the synthetic gallery")
     p.add_argument("--grid", type=int, default=5, help="V-A targets per axis of the contact sheet")
     p.set_defaults(func=_cmd_demo)
     return parser
-
-
-def _compilation_cache() -> None:
-    """Keep XLA's compiled programs on disk, so that a second run starts fast."""
-    import os
-
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return  # the user's choice stands
-    import jax
-
-    from ._paths import cache_root
-
-    jax.config.update("jax_compilation_cache_dir", str(cache_root() / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -766,7 +823,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     from ._errors import VafxError
 
-    _compilation_cache()
     try:
         return args.func(args)
     except (VafxError, ValueError, KeyError, OSError) as e:

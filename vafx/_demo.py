@@ -1,27 +1,30 @@
 """The embedded demo: what ``vafx demo`` runs on the default model.
 
-End to end on data vafx makes itself: a synthetic 4D gallery from the ICT
-model (docs/gallery.md), its Fig. 3 style V-A histogram, the per-bin
-models (their means; SPLOCS with ``splocs=True``), and scikit-image's astronaut synthesized over a 5 x 5 grid of V-A
-targets, written as a contact sheet (the neutral photo beside the grid, as the
-paper's Fig. 5) with a JSON sidecar per cell. Landmarks come from dlib when
-vafx[detect] is installed, else from the astronaut's landmarks shipped with
-vafx (detected once with dlib). Re-running resumes: finished steps are kept.
+End to end on data vafx makes itself: the default bin models of the face
+model (built once from the default synthetic 4D gallery, docs/gallery.md, and
+cached; :func:`vafx.default_bin_models`), the paper's Fig. 3 (the V-A
+histogram of that gallery with the mean shapes of bins around it), and
+scikit-image's astronaut synthesized over a 5 x 5 grid of V-A targets, written
+as a Fig. 5 contact sheet on valence and arousal axes with a JSON sidecar per
+cell. Landmarks come from dlib when vafx[detect] is installed, else from the
+astronaut's landmarks shipped with vafx (detected once with dlib).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from ._atomic import atomic_path, atomic_write_text
+from ._atomic import atomic_write_text
 
 
 def _astronaut_landmarks(img) -> tuple[np.ndarray, str]:
@@ -34,100 +37,92 @@ def _astronaut_landmarks(img) -> tuple[np.ndarray, str]:
             return read_pts(p), "shipped with vafx (dlib, detected once)"
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    import imageio.v3 as iio
+def write_bins_csv(models, path: str | os.PathLike) -> Path:
+    """One row per bin: number, V-A range, frames, label (median V-A), status."""
+    from ._bins import STATUS_NAMES
 
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, image, extension=".png")
+    grid = models.grid
+    bounds = np.asarray(grid.bounds())
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["bin", "valence_low", "valence_high", "arousal_low", "arousal_high", "frames",
+                "label_valence", "label_arousal", "status"])  # fmt: skip
+    for b in range(models.num_bins):
+        (v0, v1), (a0, a1) = bounds[b].round(3).tolist()
+        lab = models.labels[b]
+        w.writerow([b, v0, v1, a0, a1, int(models.counts[b]), f"{lab[0]:.4f}", f"{lab[1]:.4f}",
+                    STATUS_NAMES[models.status[b]]])  # fmt: skip
+    path = Path(path)
+    atomic_write_text(path, buf.getvalue())
+    return path
 
 
-def contact_sheet(neutral: np.ndarray, cells: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
-    """The neutral photo on the left, the grid of results (arousal up, valence right) beside it."""
-    h, w = cells[0][0].shape[:2]
-    rows, cols = len(cells), len(cells[0])
-    grid_h, grid_w = rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap
-    sheet = np.full((grid_h, w + 3 * gap + grid_w, 3), 255, np.uint8)
-    top = (grid_h - h) // 2
-    sheet[top : top + h, :w] = neutral
-    for r in range(rows):
-        for c in range(cols):
-            y, x = r * (h + gap), w + 3 * gap + c * (w + gap)
-            sheet[y : y + h, x : x + w] = cells[r][c]
-    return sheet
+def write_fig3(models, model, path: str | os.PathLike) -> Path:
+    """Fig. 3: the bin models' V-A histogram with the mean shapes of bins around it."""
+    from ._figures import fig3_figure, ring_bins, shape_thumbnails
+    from ._gallery._store import template_from_model
+
+    t = template_from_model(model, models.meta.get("region") or None)
+    bins = ring_bins(models.grid, models.counts)
+    thumbs = shape_thumbnails(t.vertices, t.faces, models.means[bins])
+    return fig3_figure(models.counts, models.grid, path, thumbnails=thumbs, bins=bins,
+                       labels=models.labels)  # fmt: skip
 
 
 def run_demo(
     out_dir: str | os.PathLike,
     model: str = "ict",
-    seed: int = 0,
     *,
-    subjects: int = 8,
     grid: int = 5,
-    components: int = 8,
-    iters: int = 10,
-    splocs: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> Iterator[str]:
     """Run the demo, yielding one line of report per step.
 
     Args:
-        out_dir: output folder (re-running resumes: the gallery and the bin
-            models are kept).
+        out_dir: output folder.
         model: face model name or path.
-        seed: seed of the synthetic gallery.
-        subjects: synthetic subjects.
         grid: V-A targets per axis of the contact sheet (from -0.8 to 0.8).
-        components: SPLOCS components per bin.
-        iters: SPLOCS iterations.
-        splocs: also fit the bins' SPLOCS blendshape models (minutes; the
-            contact sheet uses the bins' means either way).
+        report: called with the steps of a first-use build of the default
+            bin models (see :func:`vafx.default_bin_models`).
     """
-    levels = np.linspace(-0.8, 0.8, grid).round(3).tolist()
     from skimage import data
 
-    from ._bins import fit_bins, load_bin_models, save_bin_models
+    from ._defaults import default_bin_models
+    from ._figures import face_box, va_sheet_figure
     from ._fitting import fit_landmarks
-    from ._gallery._stats import bin_table, write_histogram_png, write_table_csv
-    from ._gallery._synth import SynthConfig, synthesize_gallery
     from ._model._resolve import load_model
     from ._synthesis import synthesize_batch
-    from .kernels.splocs import SplocsParams
+    from ._synthesize_files import grid_targets
 
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = load_model(model)
     yield m.summary()
-    g = synthesize_gallery(out / "gallery", m, SynthConfig(subjects=subjects, frames=10, seed=seed))
-    yield f"synthetic gallery: {g} ({time.perf_counter() - t0:.0f} s)"
-    write_histogram_png(g, out / "fig3_histogram.png")
-    write_table_csv(bin_table(g), out / "bins.csv")
+    models = default_bin_models(m, report=report)
+    yield f"default bin models: {models.summary()[-1]} ({time.perf_counter() - t0:.0f} s)"
+    write_fig3(models, m, out / "fig3_histogram.png")
+    write_bins_csv(models, out / "bins.csv")
     yield f"wrote {out / 'fig3_histogram.png'} and {out / 'bins.csv'}"
-    bins_path = out / "bins.npz"
-    if bins_path.exists():
-        models = load_bin_models(bins_path)
-    else:
-        # synthesis from the bins' means needs no SPLOCS blendshapes (`vafx bins fit`
-        # adds them, for --sample); the means take seconds, the blendshapes minutes
-        params = SplocsParams(num_components=components, num_iters=iters)
-        models = fit_bins(g, params, min_frames=5, splocs=splocs)
-        save_bin_models(bins_path, models)
-    yield f"per-bin models: {models.summary()[-1]} -> {bins_path} ({time.perf_counter() - t0:.0f} s)"
 
     img = data.astronaut()
     pts, how = _astronaut_landmarks(img)
     fit = fit_landmarks(m, pts, img.shape[:2])
     yield f"astronaut: landmarks {how}; fit mean error {np.nanmean(np.asarray(fit.residuals)):.2f} px"
-    crop = (slice(20, 276), slice(100, 356))  # 256 x 256 around the face
-    targets = [(v, a) for a in reversed(levels) for v in levels]  # top row: high arousal
-    fits = jax.tree.map(lambda x: x[None], fit)
+    targets, levels_v, levels_a = grid_targets(grid)
+    fits = jax.tree.map(lambda x: np.asarray(x)[None], fit)
     res = synthesize_batch(img[None], targets, models, m, fits=fits, names=["astronaut"])
+    crop = face_box(np.asarray(fit.landmarks), img.shape[:2])
     cells = [[res.images[0, r * grid + c][crop] for c in range(grid)] for r in range(grid)]
-    sidecars = res.sidecars[0]
-    sheet = contact_sheet(img[crop], cells)
-    _write_png(out / "contact_sheet.png", sheet)
+    caps = [[f"bin {int(res.bins[r * grid + c])} "
+             f"({res.labels[r * grid + c][0]:+.2f}, {res.labels[r * grid + c][1]:+.2f})"
+             for c in range(grid)] for r in range(grid)]  # fmt: skip
+    va_sheet_figure(img[crop], cells, levels_v, levels_a, out / "contact_sheet.png", captions=caps,
+                    title="astronaut: each cell's target bin and its label (median V-A)")  # fmt: skip
     atomic_write_text(out / "contact_sheet.json", json.dumps(
         dict(layout="rows: arousal from high (top) to low; columns: valence from low to high; "
-             "the neutral photo on the left", levels=levels, cells=sidecars), indent=1))  # fmt: skip
+             "the input photo on the left", valence=levels_v, arousal=levels_a,
+             cells=res.sidecars[0]), indent=1))  # fmt: skip
     yield (
         f"wrote {out / 'contact_sheet.png'} ({grid} x {grid} V-A grid) and its sidecar "
         f"({time.perf_counter() - t0:.0f} s)"

@@ -25,7 +25,6 @@ one set of landmarks or a batch and vmaps.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import NamedTuple
 
 import jax
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._model._morphable import CONTOUR_LANDMARKS_LEFT, CONTOUR_LANDMARKS_RIGHT, MorphableModel
+from ._programs import persistent
 from .kernels.camera import affine_camera, project_orthographic, project_perspective, so3_exp
 from .kernels.gauss_newton import levenberg_marquardt
 
@@ -297,17 +297,19 @@ def _fit_one(model, tables, config, kid, landmarks, size):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("config", "tables"))
-def _fit_batch(model, landmarks, sizes, config, tables):
+@persistent(static_argnames=("config", "tables", "single"))
+def _fit_batch(model, landmarks, sizes, config, tables, single=False):
     kid = config.num_identity or model.num_identity
     kid = min(kid, model.num_identity)
     # vmapped in sub-batches of 64: larger vmaps spill the Jacobians out of cache
     # on a CPU (measured 1.6x slower per image at 1024)
-    return jax.lax.map(
+    fits = jax.lax.map(
         lambda a: _fit_one(model, tables, config, kid, a[0], a[1]),
         (landmarks, sizes),
         batch_size=min(landmarks.shape[0], 64),
     )
+    # one image: drop the batch axis here (outside, each leaf would be its own program)
+    return jax.tree.map(lambda x: x[0], fits) if single else fits
 
 
 def fit_landmarks(
@@ -339,8 +341,14 @@ def fit_landmarks(
     if (usable < 6).any():
         bad = int(np.nonzero(usable < 6)[0][0])
         raise ValueError(f"landmarks[{bad}]: only {usable[bad]} usable landmarks; the fit needs 6")
-    fit = _fit_batch(model, jnp.asarray(lm), jnp.asarray(sizes), config, _setup(model, config))
-    return jax.tree.map(lambda x: x[0], fit) if single else fit
+    return _fit_batch(
+        model,
+        jax.device_put(lm),
+        jax.device_put(sizes),
+        config,
+        _setup(model, config),
+        single=single,
+    )
 
 
 def fitted_vertices(model: MorphableModel, fit: Fit) -> jax.Array:

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import trimesh
 from jax.typing import ArrayLike
 
 from ._atomic import atomic_path
@@ -88,6 +87,8 @@ def export_mesh(
     if not np.all(np.isfinite(vertices)):
         raise ValueError("vertices hold NaN or infinite coordinates")
     visual = None
+    import trimesh  # 0.9 s to import: only when a mesh is written
+
     if uv is not None:
         uv = np.asarray(uv, np.float64)
         if faces_uv is None:

@@ -21,7 +21,6 @@ once per photo and shared by all its deformations.
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -30,6 +29,7 @@ import numpy as np
 
 from ._fitting import Fit, image_vertices
 from ._model._morphable import MorphableModel, model_shape, region_faces
+from ._programs import grown_sizes, persistent
 from ._shading import estimate_lighting, shading_ratio
 from .kernels.raster import RasterPlan, interpolate, raster_plan, rasterize, sample_bilinear
 
@@ -129,13 +129,13 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
     if "face" in model.regions:
         skin[region_faces(model, "face").ravel()] = True
     mesh = RenderMesh(
-        jnp.asarray(f),
-        jnp.asarray(np.concatenate(tags)),
-        jnp.asarray(used),
-        jnp.asarray(_edges(f, n)),
-        jnp.asarray(base),
-        jnp.asarray(inner.astype(np.int32)),
-        jnp.asarray(skin),
+        jax.device_put(f),
+        jax.device_put(np.concatenate(tags)),
+        jax.device_put(used),
+        jax.device_put(_edges(f, n)),
+        jax.device_put(base),
+        jax.device_put(inner.astype(np.int32)),
+        jax.device_put(skin),
     )
     if len(_MESHES) > 8:
         _MESHES.clear()
@@ -286,13 +286,10 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
     return Rendered(jnp.clip(out, 0.0, 1.0), cover, cover, source, canvas.lighting)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade"),
-)
+@persistent(static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade"))
 def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera, tol, iters,
                   sequential, shade):  # fmt: skip
-    """photos [B, H, W, 3], v0 and p0 [B, V, 3], p1 and deformations [B, T, V, 3] -> [B * T] outputs.
+    """photos [B, H, W, 3], v0 and p0 [B, V, 3], p1 and deformations [B, T, V, 3] -> [B, T] outputs.
 
     p0, p1: image-space vertices of the fitted and the deformed meshes
     (:func:`_image_vertices`, computed once for the plan and reused here).
@@ -316,47 +313,41 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera,
 
     if sequential:  # CPU: one image's working set stays in cache
         canvases = jax.lax.map(canvas, (photos, v0, p0, fits))
-        return jax.lax.map(one, jnp.arange(b * t))
-    canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits)
-    return jax.vmap(one)(jnp.arange(b * t))
+        out = jax.lax.map(one, jnp.arange(b * t))
+    else:
+        canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits)
+        out = jax.vmap(one)(jnp.arange(b * t))
+    return jax.tree.map(lambda x: x.reshape(b, t, *x.shape[1:]), out)
 
 
-@jax.jit
+@persistent
 def _changed(images, photos):
     """bool[B, T, H, W]: pixels whose 8-bit value differs from the photo's."""
     return jnp.any(jnp.rint(images * 255) != jnp.rint(photos[:, None] * 255), axis=-1)
 
 
-_PLANS: dict = {}
-
-
-def _grown_plan(key, plan: RasterPlan) -> RasterPlan:
+def _grown_plan(key: str, plan: RasterPlan) -> RasterPlan:
     """The plan, grown to hold every earlier one of this model and image size.
 
-    Capacities only grow, so after a few photos every face fits the same plan
-    and the compiled renderer is reused instead of compiled anew for each
-    photo whose triangle sizes differ a little.
+    Capacities only grow (kept across processes: :func:`vafx._programs.grown_sizes`),
+    so after a few photos every face fits the same plan and the compiled
+    renderer is reused instead of compiled anew for each photo whose triangle
+    sizes differ a little.
     """
-    old = _PLANS.get(key)
-    if old is not None:
-        plan = RasterPlan(
-            tuple(max(a, b) for a, b in zip(plan.levels, old.levels)),
-            max(plan.large, old.large),
-            max(plan.per_tile, old.per_tile),
-        )
-    if len(_PLANS) > 64:
-        _PLANS.clear()
-    _PLANS[key] = plan
-    return plan
+    k = len(plan.levels)
+    sizes = grown_sizes(key, (*plan.levels, plan.large, plan.per_tile))
+    return RasterPlan(tuple(sizes[:k]), sizes[k], sizes[k + 1])
 
 
-@functools.partial(jax.jit, static_argnames=("camera",))
-def _image_vertices(v0, fits, deformations, *, camera):
+@persistent(static_argnames=("camera",))
+def _image_vertices(model, fits, deformations, *, camera):
+    """The fitted meshes v0 [B, V, 3] and their image-space vertices p0 [B, V, 3], p1 [B, T, V, 3]."""
+    v0 = jax.vmap(lambda a, e: model_shape(model, a, e))(fits.identity, fits.expression)
     p0 = jax.vmap(lambda v, fi: image_vertices(v, fi, camera))(v0, fits)
     p1 = jax.vmap(lambda v, fi, d: jax.vmap(lambda dd: image_vertices(v + dd, fi, camera))(d))(
         v0, fits, deformations
     )
-    return p0, p1
+    return v0, p0, p1
 
 
 def render_faces(
@@ -414,20 +405,21 @@ def render_faces(
             )
     t = d.shape[1]
     mesh = render_mesh(model)
-    v0 = jax.vmap(lambda a, e: model_shape(model, a, e))(fits.identity, fits.expression)
-    d = jnp.asarray(d)
-    p0, p1 = _image_vertices(v0, fits, d, camera=camera)
+    d = jax.device_put(d)
+    v0, p0, p1 = _image_vertices(model, fits, d, camera=camera)
     plan = _grown_plan(
-        (id(model), h, w),
-        raster_plan(jnp.concatenate([p0, p1.reshape(b * t, n, 3)]), mesh.faces, h, w),
+        f"raster:{model.name}:{n}:{mesh.faces.shape[0]}:{h}x{w}",
+        raster_plan(
+            np.concatenate([np.asarray(p0), np.asarray(p1).reshape(b * t, n, 3)]), mesh.faces, h, w
+        ),  # fmt: skip
     )
     out = _render_batch(
-        jnp.asarray(img), v0, p0, p1, fits, d, mesh, plan=plan, camera=camera,
+        jax.device_put(img), v0, p0, p1, fits, d, mesh, plan=plan, camera=camera,
         tol=float(depth_tolerance), iters=int(diffusion_steps),
         sequential=jax.default_backend() == "cpu", shade=bool(shade),
     )  # fmt: skip
-    image, cover, _, source, lighting = (x.reshape(b, t, *x.shape[1:]) for x in out)
-    changed = _changed(image, jnp.asarray(img))
+    image, cover, _, source, lighting = out
+    changed = _changed(image, img)
     return Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting)))
 
 
@@ -458,7 +450,7 @@ def render_face(
     img = np.asarray(photo)
     if img.ndim != 3 or img.shape[2] < 3:
         raise ValueError(f"photo: expected (H, W, 3), got {img.shape}")
-    fits = jax.tree.map(lambda x: jnp.asarray(x)[None], fit)
+    fits = jax.tree.map(lambda x: np.asarray(x)[None], fit)
     d = None if deformation is None else np.asarray(deformation, np.float32)[None]
     r = render_faces(img[None], model, fits, d, camera=camera, depth_tolerance=depth_tolerance,
                      diffusion_steps=diffusion_steps, shade=shade)  # fmt: skip

@@ -32,6 +32,7 @@ from ._fitting import Fit, FitConfig, fit_landmarks, image_vertices
 from ._judges import halo_measure
 from ._landmarks import detect_landmarks
 from ._model._morphable import MorphableModel, model_shape
+from ._programs import persistent
 from ._render import render_faces
 from ._va_space import validate_va
 from ._version import __version__
@@ -155,7 +156,11 @@ def expression_for(
     """
     va = np.asarray(validate_va(np.asarray(va, np.float32), "va"), np.float32)
     grid = models.grid
-    b = int(grid.bin_index(va))
+    # VAGrid.bin_index on the host (as kernels.binning.grid_bin_index: bins [lo, hi),
+    # the last closed): no compiled program for one pair
+    edges = np.linspace(-1.0, 1.0, grid.n + 1).astype(np.float32)  # as kernels.binning.grid_edges
+    iv, ia = np.clip(np.searchsorted(edges, va, side="right") - 1, 0, grid.n - 1)
+    b = int(iv * grid.n + ia)
     if continuous:
         if sample:
             raise ValueError("continuous and sample do not combine")
@@ -215,7 +220,7 @@ class SynthesisBatch(NamedTuple):
     sidecars: list
 
 
-@jax.jit
+@persistent
 def fitted_expression(model: MorphableModel, fits: Fit) -> jax.Array:
     """The fitted expressions as vertex offsets: float32[B, n, 3] (model units).
 
@@ -242,7 +247,7 @@ def _removed(model: MorphableModel, fit: Fit, config) -> dict | None:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("camera",))
+@persistent(static_argnames=("camera",))
 def _landmark_motion(model, fits, deform, *, camera):
     """The fits' landmark vertices in the image, as fitted and deformed.
 
@@ -378,15 +383,19 @@ def synthesize_batch(
     masks = r.blend_mask.reshape(b * t, *r.blend_mask.shape[2:])
     ok = masks.any(axis=(1, 2)) & ~masks.all(axis=(1, 2))
     if ok.any():
-        blended, _ = seamless_clone_batch(flat[ok], under[ok], masks[ok], mode=config.blend)
+        # faces in photos of one size: one compiled solve across targets and processes
+        key = f"synthesis:{flat.shape[1]}x{flat.shape[2]}"
+        blended, _ = seamless_clone_batch(flat[ok], under[ok], masks[ok], mode=config.blend,
+                                          size_key=key)  # fmt: skip
         out.reshape(b * t, *out.shape[2:])[ok] = blended
     cover = r.coverage.reshape(b * t, *r.coverage.shape[2:])
     halos = [halo_measure(o, f, c) for o, f, c in zip(out.reshape(flat.shape), flat, cover)]
-    lm0, lm1 = (np.asarray(x) for x in _landmark_motion(model, fits, jnp.asarray(deform),
+    lm0, lm1 = (np.asarray(x) for x in _landmark_motion(model, fits, deform,
                                                          camera=config.camera))  # fmt: skip
     sidecars = []
+    host = jax.device_get(fits)  # indexed on the host: no program per leaf and photo
     for i in range(b):
-        fit_i = jax.tree.map(lambda x: x[i], fits)
+        fit_i = jax.tree.map(lambda x: x[i], host)
         removed = _removed(model, fit_i, config)
         sidecars.append([
             _sidecar(names[i], va[j], labels[j], bins[j], models, model, fit_i, config, removed,
@@ -430,9 +439,9 @@ def synthesize(
     res = synthesize_batch(
         img[None], np.asarray(va, np.float32)[None], models, model,
         landmarks=None if landmarks is None else np.asarray(landmarks, np.float32)[None],
-        fits=None if fit is None else jax.tree.map(lambda x: jnp.asarray(x)[None], fit),
+        fits=None if fit is None else jax.tree.map(lambda x: np.asarray(x)[None], fit),
         config=config, names=[name],
     )  # fmt: skip
-    fit = jax.tree.map(lambda x: x[0], res.fits)
+    fit = jax.tree.map(lambda x: x[0], jax.device_get(res.fits))
     label = (float(res.labels[0, 0]), float(res.labels[0, 1]))
     return SynthesisResult(res.images[0, 0], label, int(res.bins[0]), fit, res.sidecars[0][0])

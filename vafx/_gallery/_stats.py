@@ -63,40 +63,19 @@ def count_grid(gallery: Gallery) -> np.ndarray:
 
 
 def write_histogram_png(gallery: Gallery, path: str | os.PathLike, title: str = "") -> str:
-    """Write the 2D V-A histogram (Fig. 3 style) as a PNG; returns the renderer used.
+    """Write the gallery's 2D V-A histogram (Fig. 3 style, log colour scale) as a PNG.
 
-    With matplotlib installed (``pip install "vafx[plot]"``): a labelled figure
-    with a log colour scale. Without it: a plain heatmap (valence left to
-    right, arousal bottom to top, 40 pixels a bin, empty bins black) written
-    with imageio.
+    Returns the renderer used ("matplotlib"). The demo's Fig. 3, with the mean
+    shapes of bins around the histogram, is :func:`vafx._figures.fig3_figure`.
     """
     grid = count_grid(gallery)
     path = Path(path)
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import LogNorm
-    except ImportError:
-        import imageio.v3 as iio
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
 
-        v = np.log1p(grid.astype(np.float64))
-        v = v / v.max() if v.max() > 0 else v
-        # a short perceptual ramp (dark blue -> teal -> yellow), interpolated
-        ramp = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]])
-        x = v * (len(ramp) - 1)
-        lo = np.floor(x).astype(int).clip(0, len(ramp) - 2)
-        f = (x - lo)[..., None]
-        rgb = (ramp[lo] * (1 - f) + ramp[lo + 1] * f).astype(np.uint8)
-        rgb[grid == 0] = 0
-        img = np.kron(rgb, np.ones((40, 40, 1), np.uint8))
-        img[::40] = img[:, ::40] = 128
-        buf = io.BytesIO()
-        iio.imwrite(buf, img, extension=".png")
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(buf.getvalue())
-        return "imageio"
     n = gallery.grid.n
     fig, ax = plt.subplots(figsize=(5.5, 4.6), dpi=120)
     im = ax.imshow(

@@ -324,8 +324,10 @@ def make_model(**fields) -> MorphableModel:
     source = fields.pop("source", "model")
     mean = np.asarray(fields.pop("mean"), np.float32)
     n = mean.shape[0] if mean.ndim == 2 else 0
-    f32 = lambda x: None if x is None else jnp.asarray(np.asarray(x, np.float32))  # noqa: E731
-    i32 = lambda x: None if x is None else jnp.asarray(np.asarray(x, np.int32))  # noqa: E731
+    # jax.device_put, not jnp.asarray: on the host the latter compiles a copy program per
+    # shape (about 15 ms each, from the cache, at every start of a process)
+    f32 = lambda x: None if x is None else jax.device_put(np.asarray(x, np.float32))  # noqa: E731
+    i32 = lambda x: None if x is None else jax.device_put(np.asarray(x, np.int32))  # noqa: E731
     identity_basis = fields.pop("identity_basis", np.zeros((0, n, 3)))
     expression_basis = fields.pop("expression_basis", np.zeros((0, n, 3)))
     identity_std = fields.pop("identity_std", None)
@@ -338,7 +340,7 @@ def make_model(**fields) -> MorphableModel:
     colour_std = fields.pop("colour_std", None)
     regions = {k: i32(v) for k, v in fields.pop("regions", {}).items()}
     model = MorphableModel(
-        mean=jnp.asarray(mean),
+        mean=jax.device_put(mean),
         identity_basis=f32(identity_basis),
         identity_std=f32(identity_std),
         expression_basis=f32(expression_basis),

@@ -1,0 +1,67 @@
+"""Default bin models: built once per model into the cache, then read; a second process waits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import vafx
+from vafx import _defaults
+
+
+def test_built_once_then_read(tiny_model, monkeypatch):
+    lines = []
+    models = vafx.default_bin_models(tiny_model, report=lines.append)
+    path = _defaults.default_bins_path(tiny_model)
+    assert path.exists() and path.parent.parent.name == "bins"
+    assert not (path.parent / "gallery.tmp").exists()  # the gallery is not kept
+    assert any("building the default bin models" in s for s in lines)
+    assert models.components.shape[1] == 0  # means only
+    assert (models.status != 2).sum() > 10 and np.isfinite(models.means).all()
+    assert models.meta["default"]["model"] == tiny_model.name
+
+    def no_build(*a, **k):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr("vafx._gallery._synth.synthesize_gallery", no_build)
+    again = vafx.default_bin_models(tiny_model, report=lines.append)
+    np.testing.assert_array_equal(again.means, models.means)
+    with pytest.raises(ValueError, match="means only"):
+        vafx.bin_expression(again, 45, sample=True, key=__import__("jax").random.key(0))
+
+
+def test_key_follows_model_and_version(tiny_model, ict_model, monkeypatch):
+    a = _defaults.default_bins_path(tiny_model)
+    assert a != _defaults.default_bins_path(ict_model)
+    assert _defaults.default_bins_path(tiny_model, splocs=True).name == "splocs.npz"
+    monkeypatch.setattr(_defaults, "__version__", "0.0.0-other")
+    assert _defaults.default_bins_path(tiny_model) != a
+
+
+HOLDER = """
+import fcntl, sys, time
+fh = open(sys.argv[1], "a+")
+fcntl.flock(fh, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+open(sys.argv[3], "w").write("done")  # then the lock goes with the process
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock is POSIX flock")
+def test_a_second_builder_waits_for_the_first(tmp_path):
+    lock = tmp_path / ".lock"
+    marker = tmp_path / "first-finished"
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), str(lock), "1", str(marker)],
+                         stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert p.stdout.readline().strip() == "locked"
+    said = []
+    with _defaults._locked(lock, said.append):
+        finished_first = marker.exists()
+    p.wait()
+    assert said and "waiting for another process" in said[0]
+    assert finished_first  # it held on until the other let go

@@ -1,0 +1,209 @@
+"""Many photos x many targets from files to files: what ``vafx synthesize PHOTO...`` runs.
+
+Photos of one size go through :func:`vafx.synthesize_batch` together (one
+fit, one render and one blend call per chunk of targets), so compilation is
+paid once per photo size and process, not once per image. Outputs are named
+``<photo stem>__v+0.70_a+0.40.png`` with a JSON sidecar beside each, written
+atomically; contact sheets with V-A axes (``--grid``) or a photos x targets
+table are written on request.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import atomic_path, atomic_write_text
+from ._errors import DataFileError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def grid_targets(n: int, extent: float = 0.8) -> tuple[np.ndarray, list[float], list[float]]:
+    """An n x n grid of targets: (float[n * n, 2] rows of arousal high to low, valence, arousal)."""
+    if n < 1:
+        raise ValueError(f"--grid: at least 1 target per axis, got {n}")
+    levels = np.linspace(-extent, extent, n).round(3).tolist() if n > 1 else [0.0]
+    targets = [(v, a) for a in reversed(levels) for v in levels]
+    return np.array(targets, np.float32), levels, list(reversed(levels))
+
+
+def read_targets(path: str | os.PathLike) -> np.ndarray:
+    """Targets from a CSV with columns ``valence,arousal`` (header optional): float[T, 2]."""
+    path = Path(path)
+    try:
+        rows = list(csv.reader(path.read_text().splitlines()))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFileError(path, f"cannot read ({e})") from None
+    rows = [r for r in rows if r and any(x.strip() for x in r)]
+    if rows and rows[0][0].strip().lower() in ("valence", "v"):
+        rows = rows[1:]
+    out = []
+    for i, r in enumerate(rows, 1):
+        try:
+            v, a = float(r[0]), float(r[1])
+        except (ValueError, IndexError):
+            raise DataFileError(path, f"row {i}: expected two numbers valence,arousal, got {r}")
+        if not (np.isfinite([v, a]).all() and abs(v) <= 1 and abs(a) <= 1):
+            raise DataFileError(path, f"row {i}: valence and arousal must lie in [-1, 1], got {r}")
+        out.append((v, a))
+    if not out:
+        raise DataFileError(path, "no targets")
+    return np.array(out, np.float32)
+
+
+def output_name(photo: str | os.PathLike, va, suffix: str = ".png") -> str:
+    """``<stem>__v+0.70_a+0.40.png``: the file name of a photo's result at a target."""
+    return f"{Path(photo).stem}__v{float(va[0]):+.2f}_a{float(va[1]):+.2f}{suffix}"
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, image, extension=path.suffix or ".png")
+
+
+def _landmarks_for(photo: Path, landmarks, single: bool):
+    from ._landmarks import read_pts
+
+    if landmarks is None:
+        return None
+    landmarks = Path(landmarks)
+    if landmarks.is_dir():
+        p = landmarks / f"{photo.stem}.pts"
+        if not p.exists():
+            raise DataFileError(p, f"no landmarks for {photo} (expected {p.name} in {landmarks})")
+        return read_pts(p)
+    if not single:
+        raise ValueError("--landmarks: with several photos, give a folder of <photo>.pts files")
+    return read_pts(landmarks)
+
+
+def synthesize_files(
+    photos: Sequence[str | os.PathLike],
+    targets,
+    out: str | os.PathLike,
+    models,
+    model,
+    *,
+    landmarks: str | os.PathLike | None = None,
+    config=None,
+    grid: tuple[list[float], list[float]] | None = None,
+    sheet: bool = False,
+    chunk: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Synthesize every photo at every target and write the results.
+
+    Args:
+        photos: P photo files.
+        targets: float[T, 2] (valence, arousal).
+        out: an image file when P = T = 1 and it ends in an image suffix;
+            else a folder for ``<stem>__v+0.70_a+0.40.png`` and sidecars.
+        models: :class:`vafx.BinModels`.
+        model: the :class:`vafx.MorphableModel`.
+        landmarks: a .pts file (one photo) or a folder of ``<stem>.pts``;
+            None detects them (vafx[detect]).
+        config: :class:`vafx.SynthesisConfig`.
+        grid: (valence levels, arousal levels top row first) when the
+            targets are that grid: the sheets get V-A axes.
+        sheet: also write contact sheets: ``<stem>__sheet.png`` per photo
+            with ``grid``, else one ``sheet.png`` of photos x targets.
+        chunk: targets per compiled call (memory grows with it).
+        progress: called with (images done, images).
+
+    Returns:
+        dict: ``images`` (paths written), ``sheets``, ``results`` (per image:
+        photo, target, bin, label).
+    """
+    import jax
+
+    from ._figures import face_box, table_sheet_figure, va_sheet_figure
+    from ._landmarks import detect_landmarks, read_photo
+    from ._synthesis import SynthesisConfig, synthesize_batch
+
+    config = config or SynthesisConfig()
+    photos = [Path(p) for p in photos]
+    if not photos:
+        raise ValueError("no photos given")
+    stems = [p.stem for p in photos]
+    dup = {s for s in stems if stems.count(s) > 1}
+    if dup:
+        raise ValueError(f"photos with the same name would overwrite each other: {sorted(dup)}")
+    va = np.asarray(targets, np.float32).reshape(-1, 2)
+    out = Path(out)
+    single_file = len(photos) == 1 and len(va) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
+    folder = out.parent if single_file else out
+    folder.mkdir(parents=True, exist_ok=True)
+
+    # photos of one size share compiled calls
+    groups: dict[tuple, list[int]] = {}
+    images, lms = [], []
+    for i, p in enumerate(photos):
+        img = read_photo(p)
+        pts = _landmarks_for(p, landmarks, len(photos) == 1)
+        if pts is None:
+            pts = detect_landmarks(img, name=str(p))
+        images.append(img)
+        lms.append(np.asarray(pts, np.float32))
+        groups.setdefault(img.shape, []).append(i)
+    total, done = len(photos) * len(va), 0
+    cells: list[list] = [[None] * len(va) for _ in photos]
+    captions: list[list] = [[""] * len(va) for _ in photos]
+    crops: list = [None] * len(photos)
+    written, results = [], []
+    for idx in groups.values():
+        batch = np.stack([images[i] for i in idx])
+        fits = None
+        for j0 in range(0, len(va), chunk):
+            res = synthesize_batch(
+                batch, va[j0 : j0 + chunk], models, model, fits=fits,
+                landmarks=None if fits is not None else np.stack([lms[i] for i in idx]),
+                config=config, names=[str(photos[i]) for i in idx],
+            )  # fmt: skip
+            fits = res.fits
+            fit_lm = np.asarray(jax.device_get(fits.landmarks))
+            for bi, i in enumerate(idx):
+                if crops[i] is None:
+                    crops[i] = face_box(fit_lm[bi], images[i].shape[:2])
+                for tj in range(res.images.shape[1]):
+                    j = j0 + tj
+                    path = out if single_file else folder / output_name(photos[i], va[j])
+                    _write_image(path, res.images[bi, tj])
+                    side = dict(res.sidecars[bi][tj], photo=str(photos[i]), output=path.name)
+                    atomic_write_text(path.with_suffix(".json"), json.dumps(side, indent=1))
+                    written.append(path)
+                    lab = res.labels[tj]
+                    results.append(dict(photo=str(photos[i]), target=va[j].tolist(),
+                                        bin=int(res.bins[tj]), label=lab.tolist(),
+                                        output=str(path)))  # fmt: skip
+                    if sheet:
+                        cells[i][j] = res.images[bi, tj][crops[i]]
+                        captions[i][j] = f"bin {int(res.bins[tj])} ({lab[0]:+.2f}, {lab[1]:+.2f})"
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+    sheets = []
+    if sheet:
+        if grid is not None:
+            nv, na = len(grid[0]), len(grid[1])
+            for i, p in enumerate(photos):
+                rows = [cells[i][r * nv : (r + 1) * nv] for r in range(na)]
+                caps = [captions[i][r * nv : (r + 1) * nv] for r in range(na)]
+                sheets.append(va_sheet_figure(
+                    images[i][crops[i]], rows, grid[0], grid[1],
+                    folder / f"{p.stem}__sheet.png", captions=caps,
+                    title=f"{p.name}: each cell's target bin and its label (median V-A)",
+                ))  # fmt: skip
+        else:
+            sheets.append(table_sheet_figure(
+                [images[i][crops[i]] for i in range(len(photos))], cells, va,
+                folder / "sheet.png", names=[p.name for p in photos], captions=captions,
+            ))  # fmt: skip
+    return dict(images=written, sheets=sheets, results=results)
