@@ -224,8 +224,9 @@ def test_augment_killed_and_restarted_equals_one_run(ict_dir, setup, tmp_path):
 @pytest.mark.slow
 def test_many_photos_and_targets_in_one_call(ict_model, setup, tmp_path):
     """Several photos x a grid: predictable names, sidecars, one sheet per photo, same as single calls."""
-    import imageio.v3 as iio
     from importlib import resources
+
+    import imageio.v3 as iio
 
     from vafx._synthesize_files import grid_targets, output_name, synthesize_files
 
