@@ -65,3 +65,17 @@ def test_a_second_builder_waits_for_the_first(tmp_path):
     p.wait()
     assert said and "waiting for another process" in said[0]
     assert finished_first  # it held on until the other let go
+
+
+def test_in_memory_means_equal_the_stored_gallery(tiny_model, tmp_path):
+    """The default build's in-memory bin means are fit_bins(splocs=False) of the stored gallery."""
+    cfg = vafx.SynthConfig(subjects=3, frames=5, region=None)
+    stored = vafx.fit_bins(vafx.synthesize_gallery(tmp_path / "g", tiny_model, cfg), splocs=False)
+    acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg, writer=_defaults._BinMeans)
+    assert not (tmp_path / "unused").exists()
+    mem = vafx.fit_bins(acc, splocs=False)
+    np.testing.assert_array_equal(mem.counts, stored.counts)
+    np.testing.assert_array_equal(mem.status, stored.status)
+    np.testing.assert_array_equal(mem.labels, stored.labels)
+    np.testing.assert_allclose(mem.means, stored.means, rtol=1e-5, atol=1e-6)
+    assert acc.num_frames == stored.counts.sum()

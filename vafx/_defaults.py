@@ -3,11 +3,12 @@
 ``vafx synthesize`` and ``vafx augment`` without ``--bins``, and
 :func:`default_bin_models` in Python, use them. On first use vafx generates
 the default synthetic gallery (:class:`vafx.SynthConfig` defaults: 20
-subjects, 42 prototypes, 20,160 frames; docs/gallery.md) in a temporary folder
-of the cache, computes every bin's mean and median label, saves them, and
-deletes the gallery (2.3 GB for ICT). The bins' SPLOCS blendshapes, needed only
-to *sample* a bin (``--sample``), are built the same way when first asked for,
-and take minutes where the means take seconds.
+subjects, 42 prototypes, 20,160 frames; docs/gallery.md) and computes every
+bin's mean and median label as the sequences come (the frames are not stored:
+2.3 GB for ICT), and saves them. The bins' SPLOCS blendshapes, needed only to
+*sample* a bin (``--sample``), need every frame: the gallery is stored in a
+temporary folder of the cache, fitted and deleted, when first asked for, and
+takes minutes where the means take seconds.
 
 Cache entries are keyed by the face model (name and template digest), the
 gallery generator's version, the synthetic gallery's settings, the bin
@@ -29,6 +30,8 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 from ._atomic import scratch
 from ._paths import cache_root
@@ -96,6 +99,66 @@ def _locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
         fh.close()
 
 
+class _BinMeans:
+    """What :func:`vafx.synthesize_gallery` writes into, when only bin means are wanted.
+
+    Accumulates each bin's sum of deltas (frame minus its sequence's neutral,
+    in float32 as the store computes them; summed in float64) and every
+    expression frame's V-A, instead of storing the frames (2.3 GB for the ICT
+    default gallery). It then stands in for the stored gallery in
+    :func:`vafx.fit_bins` with ``splocs=False``, which asks only for the
+    template, the grid, the counts, the medians and each bin's mean: the
+    result equals that of the stored gallery up to the summation's rounding
+    (tested).
+    """
+
+    complete = False
+    sequences_done = 0
+
+    def __init__(self, template, fingerprint: str):
+        from ._va_space import VAGrid
+
+        self.template, self.grid = template, VAGrid(10)
+        self.path = "default synthetic gallery (in memory)"
+        self.manifest = dict(fingerprint=fingerprint)
+        n = template.num_vertices
+        self._sums = np.zeros((self.grid.num_bins, n, 3), np.float64)
+        self._counts = np.zeros(self.grid.num_bins, np.int64)
+        self._va: list[np.ndarray] = []
+        self.num_frames = self.num_sequences = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def skip(self, key: str) -> None:  # pragma: no cover - nothing is resumed
+        pass
+
+    def add(self, seq) -> None:
+        frames = np.asarray(seq.frames, np.float32)
+        deltas = frames - np.asarray(seq.neutral, np.float32)
+        va = np.asarray(seq.va, np.float32).reshape(-1, 2)
+        bins = np.asarray(self.grid.bin_index(va)).reshape(-1)
+        for b in np.unique(bins):
+            self._sums[b] += deltas[bins == b].sum(axis=0, dtype=np.float64)
+        self._counts += np.bincount(bins, minlength=self.grid.num_bins)
+        self._va.append(va)
+        self.num_frames += len(frames)
+        self.num_sequences += 1
+
+    def counts(self) -> np.ndarray:
+        return self._counts.copy()
+
+    def medians(self) -> np.ndarray:
+        return np.asarray(self.grid.medians(np.concatenate(self._va))).reshape(-1, 2)
+
+    def bin_deltas(self, b: int) -> np.ndarray:
+        """Bin ``b``'s mean as float32[1, n, 3]: all that ``fit_bins(splocs=False)`` takes of it."""
+        return (self._sums[b] / max(self._counts[b], 1)).astype(np.float32)[None]
+
+
 def _log(msg: str) -> None:
     log.info("%s", msg)
 
@@ -147,8 +210,12 @@ def default_bin_models(
         try:
             cfg = SynthConfig(region=_region(model))
             say(f"generating the default synthetic gallery ({cfg.subjects} subjects)")
-            with scratch():  # deleted after use: no fsync per file
-                g = synthesize_gallery(gallery_dir, model, cfg, progress=progress)
+            if splocs:  # SPLOCS needs every frame: a stored gallery, deleted after
+                with scratch():  # no fsync per file
+                    g = synthesize_gallery(gallery_dir, model, cfg, progress=progress)
+            else:  # the means need only sums per bin
+                g = synthesize_gallery(gallery_dir, model, cfg, progress=progress,
+                                       writer=_BinMeans)  # fmt: skip
             say(f"{g.num_frames} frames in {g.num_sequences} sequences; fitting the bins")
             models = fit_bins(g, min_frames=MIN_FRAMES, splocs=splocs,
                               progress=progress if splocs else None)  # fmt: skip

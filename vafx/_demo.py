@@ -12,6 +12,7 @@ astronaut's landmarks shipped with vafx (detected once with dlib).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import io
 import json
@@ -99,15 +100,22 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     m = load_model(model)
     yield m.summary()
-    models = default_bin_models(m, report=report)
+    img = data.astronaut()
+
+    def fit_photo():
+        pts, how = _astronaut_landmarks(img)
+        return fit_landmarks(m, pts, img.shape[:2]), how
+
+    # the photo's landmarks and fit (compiling, on the other core) while the bins are built
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fitting = pool.submit(fit_photo)
+        models = default_bin_models(m, report=report)
+        fit, how = fitting.result()
     yield f"default bin models: {models.summary()[-1]} ({time.perf_counter() - t0:.0f} s)"
     write_fig3(models, m, out / "fig3_histogram.png")
     write_bins_csv(models, out / "bins.csv")
     yield f"wrote {out / 'fig3_histogram.png'} and {out / 'bins.csv'}"
 
-    img = data.astronaut()
-    pts, how = _astronaut_landmarks(img)
-    fit = fit_landmarks(m, pts, img.shape[:2])
     yield f"astronaut: landmarks {how}; fit mean error {np.nanmean(np.asarray(fit.residuals)):.2f} px"
     targets, levels_v, levels_a = grid_targets(grid)
     fits = jax.tree.map(lambda x: np.asarray(x)[None], fit)

@@ -187,6 +187,7 @@ def synthesize_gallery(
     budget_bytes: int = 256 << 20,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    writer=None,
 ) -> Gallery:
     """Generate and store a synthetic gallery (see the module docstring).
 
@@ -197,6 +198,11 @@ def synthesize_gallery(
         budget_bytes: frame buffer per checkpoint (bounds memory).
         overwrite: replace an existing gallery at ``out``.
         progress: called with (sequences done, total sequences).
+        writer: called with (template, fingerprint) instead of opening a
+            :class:`GalleryWriter` at ``out``; what it returns takes the
+            sequences (``add``, ``skip``, ``sequences_done``, ``complete``, a
+            context manager) and is returned (vafx's default bin models
+            accumulate bin means this way, without storing 2.3 GB of frames).
 
     Returns:
         The opened :class:`Gallery`; frames are labelled with their
@@ -226,16 +232,15 @@ def synthesize_gallery(
     source = dict(kind="synthetic", model=model.name, config=cfg)
     total = config.subjects * len(protos) * config.repeats
     t = np.arange(1, config.frames + 1, dtype=np.float64) / config.frames
-    with GalleryWriter(
-        out,
-        template,
-        "synthetic:" + h.hexdigest(),
-        budget_bytes=budget_bytes,
-        overwrite=overwrite,
-        source=source,
-    ) as w:
+    fingerprint = "synthetic:" + h.hexdigest()
+    if writer is not None:
+        opened = writer(template, fingerprint)
+    else:
+        opened = GalleryWriter(out, template, fingerprint, budget_bytes=budget_bytes,
+                               overwrite=overwrite, source=source)  # fmt: skip
+    with opened as w:
         if w.complete:
-            return Gallery(out)
+            return Gallery(out) if writer is None else w
         done = 0
         for s in range(config.subjects):
             subject = f"synth{s:04d}"
@@ -274,4 +279,4 @@ def synthesize_gallery(
                     )
                     if progress is not None:
                         progress(done, total)
-    return Gallery(out)
+    return Gallery(out) if writer is None else w
