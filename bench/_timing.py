@@ -55,3 +55,24 @@ def median_pair(
             jax.block_until_ready(fn())
             out.append(time.perf_counter() - t)
     return statistics.median(times[0]), statistics.median(times[1])
+
+
+def run_seconds(cmd, cwd, env) -> float:
+    """Wall time of a fresh process running ``cmd`` (start to exit); its stderr on failure."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def data_dir() -> str:
+    """The face models' folder: $VAFX_DATA, else ../shared/data beside the checkout."""
+    import os
+    from pathlib import Path
+
+    return os.environ.get("VAFX_DATA") or str(
+        Path(__file__).resolve().parents[2] / "shared" / "data"
+    )

@@ -24,9 +24,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from importlib import resources
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import data_dir as shared_data_dir  # noqa: E402
+from _timing import run_seconds  # noqa: E402
 
 PY_FIRST = """
 import time; t0 = time.perf_counter()
@@ -41,23 +44,13 @@ print(f"import {t1 - t0:.2f} s, model {t2 - t1:.2f} s, bin models {t3 - t2:.2f} 
 """
 
 
-def _run(cmd, cwd, env) -> float:
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if p.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
-    return time.perf_counter() - t0
-
-
 def main():
     import imageio.v3 as iio
     from skimage import data
 
     import vafx
 
-    data_dir = os.environ.get("VAFX_DATA") or str(
-        Path(__file__).resolve().parents[2] / "shared" / "data"
-    )
+    data_dir = shared_data_dir()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         iio.imwrite(tmp / "astro.png", data.astronaut())
@@ -66,9 +59,9 @@ def main():
         env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION")}
         env.update(VAFX_DATA=data_dir, VAFX_CACHE=str(tmp / "cache"))
         py = [sys.executable, "-c"]
-        imp = [_run(py + ["import vafx"], tmp, env) for _ in range(5)]
+        imp = [run_seconds(py + ["import vafx"], tmp, env) for _ in range(5)]
         print(f"import vafx: median {statistics.median(imp):.2f} s (min {min(imp):.2f})")
-        build = _run([sys.executable, "-m", "vafx", "bins", "default"], tmp, env)
+        build = run_seconds([sys.executable, "-m", "vafx", "bins", "default"], tmp, env)
         print(f"default bin models, first use (build, empty caches): {build:.1f} s")
         cmd = [sys.executable, "-m", "vafx", "synthesize", "astro.png", "--valence", "0.7",
                "--arousal", "0.4", "--landmarks", "astro.pts", "-o", "out.png"]  # fmt: skip
@@ -76,19 +69,19 @@ def main():
             import shutil
 
             shutil.rmtree(tmp / "cache" / d, ignore_errors=True)
-        cold = _run(cmd, tmp, env)
-        warm = [_run(cmd, tmp, env) for _ in range(3)]
+        cold = run_seconds(cmd, tmp, env)
+        warm = [run_seconds(cmd, tmp, env) for _ in range(3)]
         print(f"vafx synthesize, first image, empty compilation cache: {cold:.1f} s")
         print(f"vafx synthesize, first image, warm cache: median {statistics.median(warm):.1f} s "
               f"(runs {', '.join(f'{w:.1f}' for w in warm)})")  # fmt: skip
-        lib = [_run(py + [PY_FIRST], tmp, env) for _ in range(3)]
+        lib = [run_seconds(py + [PY_FIRST], tmp, env) for _ in range(3)]
         print(f"library, fit_landmarks + synthesize in a fresh process, warm: median "
               f"{statistics.median(lib):.1f} s")  # fmt: skip
         p = subprocess.run(py + [PY_FIRST], cwd=tmp, env=env, capture_output=True, text=True)
         print(f"  its parts: {p.stdout.strip()}")
         off = dict(env, VAFX_JAX_CACHE="0")
         print(
-            f"vafx synthesize with VAFX_JAX_CACHE=0 (no persistent cache): {_run(cmd, tmp, off):.1f} s"
+            f"vafx synthesize with VAFX_JAX_CACHE=0 (no persistent cache): {run_seconds(cmd, tmp, off):.1f} s"
         )
 
 

@@ -15,21 +15,14 @@ Run: python bench/bench_synthesize_many.py
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np
-
-
-def _run(cmd, cwd, env) -> float:
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if p.returncode:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{p.stderr[-2000:]}")
-    return time.perf_counter() - t0
+from _timing import data_dir as shared_data_dir  # noqa: E402
+from _timing import run_seconds  # noqa: E402
 
 
 def main():
@@ -39,9 +32,7 @@ def main():
 
     import vafx
 
-    data_dir = os.environ.get("VAFX_DATA") or str(
-        Path(__file__).resolve().parents[2] / "shared" / "data"
-    )
+    data_dir = shared_data_dir()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         a = data.astronaut()
@@ -58,19 +49,19 @@ def main():
         one = base + [f"{n}.png" for n in photos] + ["--grid", "3", "--landmarks", "lm",
                                                       "--sheet", "-o", "one"]  # fmt: skip
         print(
-            f"first run (builds the default models, fills the caches): {_run(one, tmp, env):.1f} s"
+            f"first run (builds the default models, fills the caches): {run_seconds(one, tmp, env):.1f} s"
         )
         levels = (-0.8, 0.0, 0.8)
 
         def separate(n, v, ar):
             out = f"sep/{n}__v{v:+.2f}_a{ar:+.2f}.png"
-            return _run(base + [f"{n}.png", "--valence", str(v), "--arousal", str(ar),
+            return run_seconds(base + [f"{n}.png", "--valence", str(v), "--arousal", str(ar),
                                 "--landmarks", f"lm/{n}.pts", "-o", out], tmp, env)  # fmt: skip
 
         # warm the cache for one target per call too (another shape), untimed
         for n in photos:
             separate(n, 0.0, 0.0)
-        t_one = _run(one, tmp, env)
+        t_one = run_seconds(one, tmp, env)
         t_sep = sum(separate(n, v, ar) for n in photos for ar in reversed(levels) for v in levels)
         # a batch equals single calls up to rounding (docs/synthesis.md): the share of
         # pixels more than one grey level apart, worst image
