@@ -88,6 +88,8 @@ def binned_median(
     values = jnp.asarray(values)
     if values.ndim != 2:
         raise ValueError(f"values must have shape (m, c), got {values.shape}")
+    if values.shape[0] == 0:  # no pairs: every bin is empty (static shape, so a host test)
+        return jnp.full((num_bins, values.shape[1]), jnp.nan, values.dtype)
     index = jnp.asarray(index, jnp.int32)
     if mask is not None:
         index = jnp.where(jnp.asarray(mask), index, num_bins)  # padding sorts last

@@ -35,6 +35,7 @@ def ccc(x: ArrayLike, y: ArrayLike) -> Array:
 
     ``2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)``. When the denominator is
     zero the two inputs are the same constant, and the agreement is perfect: 1.
+    NaN in either input gives NaN (never a plausible number).
 
     Args:
         x, y: float[m, ...]; reduced over axis 0.
@@ -45,7 +46,8 @@ def ccc(x: ArrayLike, y: ArrayLike) -> Array:
     mx, my, vx, vy, cxy = _moments(x, y)
     den = vx + vy + (mx - my) ** 2
     safe = jnp.where(den > 0, den, 1)
-    return jnp.where(den > 0, 2 * cxy / safe, jnp.ones_like(den))
+    # den == 0 is the one constant; NaN (from a NaN input) fails both tests and stays NaN
+    return jnp.where(den > 0, 2 * cxy / safe, jnp.where(den == 0, 1.0, jnp.nan).astype(den.dtype))
 
 
 def pcc(x: ArrayLike, y: ArrayLike) -> Array:

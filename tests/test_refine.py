@@ -70,10 +70,8 @@ def test_refinement_with_known_colours_beats_the_landmark_fit(sfm_model):
 
 
 def test_refinement_checks_its_input(sfm_model):
-    fit = vafx.fit_landmarks(
-        sfm_model, np.asarray(sfm_model.mean)[np.maximum(np.asarray(sfm_model.landmarks), 0), :2]
-        * 10 + 60, (128, 128),
-    )  # fmt: skip
+    pts = np.asarray(sfm_model.mean)[np.maximum(np.asarray(sfm_model.landmarks), 0), :2]
+    fit = vafx.fit_landmarks(sfm_model, pts * [0.5, -0.5] + 64, (128, 128))
     photo = np.zeros((128, 128, 3), np.uint8)
     with pytest.raises(ValueError, match="per-vertex colours"):
         refine_photometric(photo, sfm_model, fit, np.zeros((5, 3)), fit.landmarks)

@@ -87,9 +87,9 @@ def test_batch_equals_single_calls(ict_model, setup):
 
 
 def _mirrored(landmarks, width):
-    p = np.asarray(landmarks).copy()
-    p[:, 0] = width - 1 - p[:, 0]
-    return p[[16 - i for i in range(17)] + list(range(17, 68))]
+    from vafx._landmarks import mirror_landmarks
+
+    return mirror_landmarks(landmarks, width)
 
 
 def test_detected_landmarks_move_as_the_deformation_implies(ict_model, setup):
@@ -189,11 +189,8 @@ def test_augment_killed_and_restarted_equals_one_run(ict_dir, setup, tmp_path):
         pts = vafx.read_pts(p)
     for name, im in (("a", img), ("b", img[:, ::-1].copy())):
         iio.imwrite(tmp_path / "photos" / f"{name}.png", im)
-        flipped = pts.copy()
-        if name == "b":
-            flipped[:, 0] = img.shape[1] - 1 - flipped[:, 0]
-            flipped = flipped[[16 - i for i in range(17)] + list(range(17, 68))]  # jaw order only
-        vafx.write_pts(tmp_path / "lm" / f"{name}.pts", flipped)
+        vafx.write_pts(tmp_path / "lm" / f"{name}.pts",
+                       _mirrored(pts, img.shape[1]) if name == "b" else pts)  # fmt: skip
     iio.imwrite(
         tmp_path / "photos" / "c.png", np.full((64, 64, 3), 90, np.uint8)
     )  # no .pts: skipped

@@ -9,10 +9,18 @@ from ._augment import augment
 from ._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
 from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
 from ._defaults import default_bin_models
-from ._errors import DataFileError, DownloadError, ModelNotFoundError, VafxError
+from ._errors import DataFileError, DownloadError, FitError, ModelNotFoundError, VafxError
 from ._fetch import SOURCES as MODEL_SOURCES
 from ._fetch import ModelSource, fetch_model
-from ._fitting import Fit, FitConfig, fit_landmarks, fitted_vertices, image_vertices
+from ._fitting import (
+    Fit,
+    FitConfig,
+    check_fits,
+    check_landmarks,
+    fit_landmarks,
+    fitted_vertices,
+    image_vertices,
+)
 from ._gallery._import import ImportProblems, import_meshes
 from ._gallery._stats import bin_table, write_histogram_png
 from ._gallery._store import (
@@ -101,6 +109,9 @@ __all__ = [
     "Fit",
     "FitConfig",
     "fit_landmarks",
+    "check_fits",
+    "check_landmarks",
+    "FitError",
     "fitted_vertices",
     "image_vertices",
     "NoFaceError",

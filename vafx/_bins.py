@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -314,8 +315,10 @@ def load_bin_models(path: str | os.PathLike, *, components: bool = True) -> BinM
             vids = z["vertex_ids"] if "vertex_ids" in z else None
     except DataFileError:
         raise
-    except (OSError, KeyError, ValueError, EOFError) as e:
-        raise DataFileError(path, f"not a readable vafx bin-models file ({e})") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataFileError(
+            path, f"not a readable vafx bin-models file, truncated or corrupt ({e})"
+        ) from None
     return BinModels(**arrays, vertex_ids=vids, meta=meta)
 
 

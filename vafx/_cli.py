@@ -324,13 +324,13 @@ def _cmd_fit(args) -> int:
     from ._model._resolve import load_model
 
     img = read_photo(args.photo)
-    pts = (
-        read_pts(args.landmarks) if args.landmarks else detect_landmarks(img, name=str(args.photo))
-    )
-    if pts.shape != (68, 2):
-        raise ValueError(f"{args.landmarks}: needs 68 iBUG landmarks, has {len(pts)}")
+    if args.landmarks:
+        pts = read_pts(args.landmarks, points=68)
+    else:
+        pts = detect_landmarks(img, name=str(args.photo))
     model = load_model(args.model)
-    fit = fit_landmarks(model, pts, img.shape[:2], FitConfig(camera=args.camera, iters=args.iters))
+    fit = fit_landmarks(model, pts, img.shape[:2], FitConfig(camera=args.camera, iters=args.iters),
+                        names=[str(args.photo)], check=not args.force)  # fmt: skip
     out = export_mesh(
         args.output, fitted_vertices(model, fit), model.faces, model.uv, model.faces_uv
     )
@@ -403,9 +403,14 @@ def _cmd_synthesize(args) -> int:
         expression=args.expression, shade=not args.no_shade,
     )  # fmt: skip
     n = len(args.photos) * len(targets)
+
+    def say(msg):
+        print(f"vafx: {msg}", file=sys.stderr, flush=True)
+
     res = synthesize_files(
         args.photos, targets, args.output, models, model, landmarks=args.landmarks, config=cfg,
         grid=grid, sheet=args.sheet, progress=_Progress("images") if n > 1 else None,
+        force=args.force, report=say,
     )  # fmt: skip
     for r in res["results"] if n <= 4 else []:
         lab = r["label"]
@@ -414,6 +419,12 @@ def _cmd_synthesize(args) -> int:
         print(f"{n} images and sidecars in {args.output}")
     for p in res["sheets"]:
         print(f"contact sheet: {p}")
+    if res["skipped"]:
+        print(f"vafx: {len(res['skipped'])} of {len(args.photos)} photo(s) skipped, no output "
+              "for them:", file=sys.stderr)  # fmt: skip
+        for photo, reason in res["skipped"]:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -437,8 +448,6 @@ def _cmd_augment(args) -> int:
     from ._model._resolve import load_model
     from ._synthesis import SynthesisConfig
 
-    model = load_model(args.model)
-    models = _bin_models_for(args, model)
     bins = None
     if args.bin_list != "all":
         try:
@@ -447,11 +456,17 @@ def _cmd_augment(args) -> int:
             raise ValueError(
                 f"--bin-list: 'all' or comma-separated bin numbers, got {args.bin_list!r}"
             ) from None
+        twice = sorted({b for b in bins if bins.count(b) > 1})
+        if twice:
+            raise ValueError(f"--bin-list: bin {', '.join(map(str, twice))} listed more than once")
+    model = load_model(args.model)
+    models = _bin_models_for(args, model)
     cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed,
                           expression=args.expression, shade=not args.no_shade)  # fmt: skip
     man = augment(
         args.photos, args.output, models, model, bins=bins,
         landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"), batch=args.batch,
+        overwrite=args.overwrite, force=args.force,
     )  # fmt: skip
     print(
         f"{man['images']} images in {args.output}; {man['skipped']} photo(s) skipped (see skipped.csv)"
@@ -494,6 +509,12 @@ def _cmd_evaluate_synthesis(args) -> int:
         print(f"  {f['image']}: {f['why']}")
     print(f"wrote {out / 'judges.csv'}, {out / 'summary.json'}, {out / 'judges.png'}")
     return 0
+
+
+def _add_force_arg(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="keep fits whose landmark error fails the check (more than 0.08 "
+                   "inter-ocular distances; docs/reliability.md)")  # fmt: skip
 
 
 def _add_expression_args(p) -> None:
@@ -700,6 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", choices=["orthographic", "perspective"], default="orthographic")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("-o", "--output", type=Path, required=True, help="fitted mesh (.obj or .ply)")
+    _add_force_arg(p)
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser(
@@ -731,6 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(with --grid one per photo on V-A axes, else photos x targets)")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, required=True, help="output image (one photo "
                    "and one target) or folder (<photo>__v+0.70_a+0.40.png and .json per image)")  # fmt: skip
+    _add_force_arg(p)
     p.set_defaults(func=_cmd_synthesize)
 
     p = sub.add_parser(
@@ -753,6 +776,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch", type=int, default=16, help="bins per compiled call (memory grows with it)"
     )
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of a run with other settings in the folder")  # fmt: skip
+    _add_force_arg(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.set_defaults(func=_cmd_augment)
 
@@ -825,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (VafxError, ValueError, KeyError, OSError) as e:
+    except (VafxError, ValueError, KeyError, OSError, ImportError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"vafx: error: {msg}", file=sys.stderr)
         return 2

@@ -23,6 +23,20 @@ class DataFileError(VafxError, ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class FitError(VafxError, ValueError):
+    """A photo's landmarks cannot be fitted, or the fit failed its check.
+
+    Attributes:
+        name: the photo (or ``landmarks[i]``) at fault.
+        problem: what is wrong, in words.
+    """
+
+    def __init__(self, name: str, problem: str):
+        self.name = str(name)
+        self.problem = problem
+        super().__init__(f"{self.name}: {problem}")
+
+
 class ModelNotFoundError(VafxError, FileNotFoundError):
     """No copy of a face model was found where vafx looked."""
 

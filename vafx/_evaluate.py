@@ -76,6 +76,9 @@ def va_correlation(
     features = np.asarray(features, np.float32)
     va = np.asarray(va, np.float32)
     subjects = np.asarray(subjects)
+    for name, arr in (("features", features), ("va", va)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: holds NaN or infinite values")
     uniq = np.unique(subjects)
     if len(uniq) < 2:
         raise ValueError("a subject-independent split needs at least 2 subjects")

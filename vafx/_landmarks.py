@@ -35,12 +35,37 @@ __all__ = [
 ]
 
 
+#: The iBUG 68 points' permutation under a horizontal mirror: point i of a mirrored
+#: photo is point IBUG_MIRROR[i] of the original (right and left swap their labels).
+IBUG_MIRROR = (
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48] + [59, 58, 57, 56, 55] + [64, 63, 62, 61, 60] + [67, 66, 65]
+)  # fmt: skip
+
+
+def mirror_landmarks(points, width: int) -> np.ndarray:
+    """The landmarks float[68, 2] of the photo mirrored left to right (``photo[:, ::-1]``)."""
+    p = np.asarray(points, np.float32)[IBUG_MIRROR].copy()
+    p[:, 0] = width - 1 - p[:, 0]
+    return p
+
+
 class NoFaceError(VafxError, ValueError):
     """No face was found in a photo."""
 
 
-def read_pts(path: str | os.PathLike, one_based: bool = True) -> np.ndarray:
-    """Read a .pts landmark file: float32[n_points, 2] (x, y), 0-based pixels."""
+def read_pts(
+    path: str | os.PathLike, one_based: bool = True, *, points: int | None = None
+) -> np.ndarray:
+    """Read a .pts landmark file: float32[n_points, 2] (x, y), 0-based pixels.
+
+    Args:
+        path: the file.
+        one_based: the file counts from 1 (300-W); subtract 1.
+        points: the number of points the caller needs (68 for fitting); another
+            count is an error naming the file.
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -60,6 +85,10 @@ def read_pts(path: str | os.PathLike, one_based: bool = True) -> np.ndarray:
         raise DataFileError(path, f"declares {n} points but holds {len(pts)} (shape {pts.shape})")
     if not np.isfinite(pts).all():
         raise DataFileError(path, "holds NaN or infinite coordinates")
+    if points is not None and n != points:
+        raise DataFileError(
+            path, f"holds {n} points; fitting needs the {points} iBUG points in their order"
+        )
     return (pts - (1.0 if one_based else 0.0)).astype(np.float32)
 
 
@@ -96,6 +125,33 @@ def _dlib_recognizer():
     return dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
 
+#: Photos larger than this (pixels, longer side) are searched for faces at this
+#: size: dlib's detector grows with the pixels (minutes and gigabytes at 24
+#: megapixels) and finds faces down to about 40 px, so a large photo loses only
+#: faces under 40 x ceil(its side / 1600) px. The 68 points are then predicted on
+#: the full-resolution photo.
+DETECT_SIDE = 1600
+
+
+def _detect_faces(detector, img, upsample):
+    """dlib face rectangles in full-resolution pixels, searched at most DETECT_SIDE wide."""
+    import dlib
+
+    side = max(img.shape[:2])
+    if side <= DETECT_SIDE:
+        return list(detector(img, upsample))
+    f = -(-side // DETECT_SIDE)  # an integer factor: block means, fast at any size
+    h, w = img.shape[0] // f * f, img.shape[1] // f * f
+    blocks = img[:h, :w].reshape(h // f, f, w // f, f, -1).mean(axis=(1, 3), dtype=np.float32)
+    small = np.ascontiguousarray(np.clip(blocks + 0.5, 0, 255).astype(np.uint8))
+    return [
+        dlib.rectangle(
+            round(r.left() * f), round(r.top() * f), round(r.right() * f), round(r.bottom() * f)
+        )  # fmt: skip
+        for r in detector(small, upsample)
+    ]
+
+
 def detect_landmarks(image, *, all_faces: bool = False, upsample: int = 1, name: str = "image"):
     """68 iBUG landmarks of the faces in a photo.
 
@@ -118,7 +174,7 @@ def detect_landmarks(image, *, all_faces: bool = False, upsample: int = 1, name:
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
     img = np.ascontiguousarray(img)
-    rects = list(detector(img, upsample))
+    rects = _detect_faces(detector, img, upsample)
     if not rects:
         raise NoFaceError(f"{name}: no face found")
     rects.sort(key=lambda r: -r.area())
@@ -145,7 +201,7 @@ def face_descriptor(image, *, name: str = "image") -> np.ndarray:
     img = np.ascontiguousarray(np.asarray(image)[..., :3])
     if img.dtype != np.uint8:
         raise TypeError(f"{name}: needs uint8 pixels, got {img.dtype}")
-    rects = sorted(detector(img, 1), key=lambda r: -r.area())
+    rects = sorted(_detect_faces(detector, img, 1), key=lambda r: -r.area())
     if not rects:
         raise NoFaceError(f"{name}: no face found")
     shape = predictor(img, rects[0])
@@ -157,10 +213,18 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     import imageio.v3 as iio
 
     path = Path(path)
+    if not path.is_file():
+        raise DataFileError(path, "no such file" if not path.exists() else "not a file")
+    if path.stat().st_size == 0:
+        raise DataFileError(path, "is empty (0 bytes)")
     try:
         img = np.asarray(iio.imread(path))
     except Exception as e:  # imageio raises many kinds
-        raise DataFileError(path, f"cannot read the image ({type(e).__name__}: {e})") from None
+        text = str(e)
+        if "plugin" in text.lower() or "pip install" in text.lower():
+            # imageio's fallback advice (install a video plugin) misleads for a photo
+            text = "not an image format imageio reads, or the file is truncated or corrupt"
+        raise DataFileError(path, f"cannot read the image ({text})") from None
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     if img.ndim != 3 or img.shape[2] not in (3, 4):

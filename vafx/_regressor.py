@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from ._atomic import atomic_path, atomic_write_text
-from ._errors import DataFileError
+from ._errors import DataFileError, VafxError
 from .kernels.metrics import ccc, mse, pcc
 
 __all__ = ["cross_validate", "init_cnn", "load_dataset", "person_folds", "predict"]
@@ -46,10 +46,13 @@ def load_dataset(csv_path, image_dir=None, size: int = 64, label_scale: float | 
     csv_path = Path(csv_path)
     root = Path(image_dir) if image_dir is not None else csv_path.parent
     try:
-        rows = list(csv.DictReader(csv_path.read_text().splitlines()))
-    except OSError as e:
+        reader = csv.DictReader(csv_path.read_text().splitlines())
+        rows = list(reader)
+    except (OSError, UnicodeDecodeError) as e:
         raise DataFileError(csv_path, f"cannot read ({e})") from None
     need = {"image", "subject", "valence", "arousal"}
+    if reader.fieldnames and need <= set(reader.fieldnames) and not rows:
+        raise DataFileError(csv_path, "holds a header and no rows")
     if not rows or not need <= set(rows[0]):
         raise DataFileError(csv_path, f"line 1: the header needs columns {sorted(need)}")
     imgs, va, subj = [], [], []
@@ -58,6 +61,8 @@ def load_dataset(csv_path, image_dir=None, size: int = 64, label_scale: float | 
             v = (float(r["valence"]), float(r["arousal"]))
         except ValueError:
             raise DataFileError(csv_path, f"line {line}: valence/arousal are not numbers") from None
+        if not np.isfinite(v).all():
+            raise DataFileError(csv_path, f"line {line}: valence/arousal must be finite, got {v}")
         img = read_photo(root / r["image"])
         imgs.append(resize(img, (size, size), anti_aliasing=True).astype(np.float32))
         va.append(v)
@@ -165,6 +170,11 @@ def cross_validate(
         {"without": [per-fold metrics..., ], "with": [...], "folds": [test subjects...]}
     """
     subjects = np.asarray(subjects)
+    for name, arr in (("images", images), ("va", va)) + (
+        (("augmented images", augmented[0]), ("augmented va", augmented[1])) if augmented else ()
+    ):
+        if not np.isfinite(np.asarray(arr)).all():
+            raise ValueError(f"{name}: holds NaN or infinite values")
     fold_subjects = person_folds(subjects, folds, seed)
     settings = ["without"] + (["with"] if augmented is not None else [])
     out = {s: [] for s in settings}
@@ -184,7 +194,13 @@ def cross_validate(
                     keep = ~np.isin(np.asarray(asubj), test_people)  # never a test person's face
                     x, y = np.concatenate([x, ax[keep]]), np.concatenate([y, ay[keep]])
                 params = _train(x, y, epochs=epochs, batch=batch, lr=lr, seed=seed + i)
-                m = _metrics(np.asarray(predict(params, jnp.asarray(images[test]))), va[test])
+                pred = np.asarray(predict(params, jnp.asarray(images[test])))
+                if not np.isfinite(pred).all():
+                    raise VafxError(
+                        f"{setting} augmentation, fold {i}: the regressor's predictions are not "
+                        f"finite (training diverged; try a smaller --lr)"
+                    )
+                m = _metrics(pred, va[test])
                 m["fold"], m["test_subjects"], m["train_images"] = i, len(test_people), int(len(x))
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)

@@ -227,7 +227,7 @@ def _canvas(photo, v0, p0, view, mesh, *, plan, perspective, tol, iters, shade):
     return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin, normals, lighting)
 
 
-def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol):
+def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol, maps=False):
     h, w = photo.shape[:2]
     f = mesh.faces
     fr1 = rasterize(p1, f, h, w, plan, perspective=perspective)
@@ -283,12 +283,25 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
     # inside this one it changed how XLA fused the rasterizer, and with it which of two
     # surfaces at nearly equal depth won some pixels, so that a batch and single calls
     # no longer rendered the same image
-    return Rendered(jnp.clip(out, 0.0, 1.0), cover, cover, source, canvas.lighting)
+    r = Rendered(jnp.clip(out, 0.0, 1.0), cover, cover, source, canvas.lighting)
+    if not maps:
+        return r
+    # what a finer image needs to redo the sampling (:func:`compose_full`): where each
+    # seen pixel comes from in the photo, and its shading ratio
+    return r, _Maps(uvz0[..., :2], ratio[..., 0], seen)
 
 
-@persistent(static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade"))
+class _Maps(NamedTuple):
+    """Per pixel of a rendering: photo position sampled (float[H, W, 2]), ratio, seen."""
+
+    uv: jax.Array
+    ratio: jax.Array
+    seen: jax.Array
+
+
+@persistent(static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade", "maps"))
 def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera, tol, iters,
-                  sequential, shade):  # fmt: skip
+                  sequential, shade, maps=False):  # fmt: skip
     """photos [B, H, W, 3], v0 and p0 [B, V, 3], p1 and deformations [B, T, V, 3] -> [B, T] outputs.
 
     p0, p1: image-space vertices of the fitted and the deformed meshes
@@ -309,7 +322,7 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera,
         view = fit.rotation[2]  # towards the camera, in model space
         cv = jax.tree.map(lambda x: x[k], canvases)
         return _render_one(photos[k], p0[k], v1, p1[k, j], view, cv, mesh, plan=plan,
-                           perspective=persp, tol=tol)  # fmt: skip
+                           perspective=persp, tol=tol, maps=maps)  # fmt: skip
 
     if sequential:  # CPU: one image's working set stays in cache
         canvases = jax.lax.map(canvas, (photos, v0, p0, fits))
@@ -403,24 +416,221 @@ def render_faces(
             raise ValueError(
                 f"deformations: expected (T, {n}, 3) or ({b}, T, {n}, 3), got {np.shape(deformations)}"
             )
+    r, boxes, _ = _render_cropped(img, model, fits, d, camera=camera,
+                               depth_tolerance=depth_tolerance,
+                               diffusion_steps=diffusion_steps, shade=shade)  # fmt: skip
+    t = d.shape[1]
+    image = np.broadcast_to(img[:, None], (b, t, h, w, 3)).copy()
+    cover = np.zeros((b, t, h, w), bool)
+    changed = np.zeros((b, t, h, w), bool)
+    source = np.zeros((b, t, h, w), np.int8)
+    for k, (y0, x0, ch, cw) in enumerate(boxes):
+        win = (k, slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
+        image[win] = r.image[k]
+        cover[win] = r.coverage[k]
+        changed[win] = r.blend_mask[k]
+        source[win] = r.source[k]
+    return Rendered(image, cover, changed, source, r.lighting)
+
+
+#: Crop sizes are rounded up to multiples of this (pixels), so that photos of
+#: different sizes whose faces are of about one size share compiled programs.
+CROP_STEP = 64
+#: Pixels kept around the projected mesh in a crop: bilinear sampling, the
+#: z-buffer test and the blend's boundary ring all lie within it.
+CROP_PAD = 6
+
+
+def face_boxes(points, image_size, *, pad: int = CROP_PAD, step: int = CROP_STEP) -> np.ndarray:
+    """One crop size for a batch, placed on each photo's face: int[B, 4] (y0, x0, h, w).
+
+    Args:
+        points: float[B, N, 2] image points (x, y) every crop must hold
+            (the rendered meshes' vertices, fitted and deformed); non-finite ignored.
+        image_size: (height, width) of the photos.
+        pad: pixels kept around the points.
+        step: the crop's height and width are multiples of it (or the photo's).
+
+    Returns:
+        int64[B, 4]; every box lies within the photo and has the same h and w.
+    """
+    h, w = int(image_size[0]), int(image_size[1])
+    pts = np.asarray(points, np.float64)
+    lo = np.zeros((len(pts), 2))
+    hi = np.zeros((len(pts), 2))
+    for k, p in enumerate(pts):
+        p = p[np.isfinite(p).all(axis=1)]
+        if len(p) == 0:
+            lo[k], hi[k] = (0, 0), (w - 1, h - 1)
+            continue
+        lo[k] = np.clip(np.floor(p.min(axis=0)) - pad, 0, [w - 1, h - 1])
+        hi[k] = np.clip(np.ceil(p.max(axis=0)) + pad, 0, [w - 1, h - 1])
+    need = (hi - lo + 1).max(axis=0)  # (width, height)
+    cw = min(int(-(-need[0] // step) * step), w)
+    ch = min(int(-(-need[1] // step) * step), h)
+    boxes = np.zeros((len(pts), 4), np.int64)
+    for k in range(len(pts)):
+        x0 = int(np.clip(lo[k, 0] - (cw - (hi[k, 0] - lo[k, 0] + 1)) // 2, 0, w - cw))
+        y0 = int(np.clip(lo[k, 1] - (ch - (hi[k, 1] - lo[k, 1] + 1)) // 2, 0, h - ch))
+        boxes[k] = (y0, x0, ch, cw)
+    return boxes
+
+
+class Working(NamedTuple):
+    """How a crop was rendered at a coarser working resolution (see :func:`compose_full`).
+
+    Attributes:
+        factor: (fy, fx): crop pixels per working pixel along y and x (above 1).
+        maps: the working rendering's :class:`_Maps`, leading axes [B, T].
+        photos: float32[B, h, w, 3], the crops downscaled (what was rendered).
+    """
+
+    factor: tuple[float, float]
+    maps: _Maps
+    photos: np.ndarray
+
+
+def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_steps, shade,
+                    max_side=None):  # fmt: skip
+    """:func:`render_faces` on the crops around the faces: (Rendered [B, T], boxes, working).
+
+    img uint8 or float[B, H, W, 3], d float32[B, T, n, 3]. Only the crop around
+    each face (:func:`face_boxes`) is rasterized and rendered, so the work
+    follows the face, not the photo; the renderer sees image-space vertices
+    moved by the crop's corner, and every pixel it gives equals the full-frame
+    render's up to that shift's rounding.
+
+    With ``max_side``, a crop whose larger side exceeds it is rendered at a
+    working resolution of that larger side (the photo downscaled with
+    anti-aliasing, vertices scaled); ``working`` then holds what
+    :func:`compose_full` needs to bring the result back to the crop's full
+    resolution. Otherwise ``working`` is None and the rendering is the crop's.
+    The Rendered images are float32 in [0, 1] at the rendering's resolution.
+    """
+    b, h, w = img.shape[:3]
+    n = model.mean.shape[0]
     t = d.shape[1]
     mesh = render_mesh(model)
     d = jax.device_put(d)
     v0, p0, p1 = _image_vertices(model, fits, d, camera=camera)
-    plan = _grown_plan(
-        f"raster:{model.name}:{n}:{mesh.faces.shape[0]}:{h}x{w}",
-        raster_plan(
-            np.concatenate([np.asarray(p0), np.asarray(p1).reshape(b * t, n, 3)]), mesh.faces, h, w
-        ),  # fmt: skip
+    used = np.asarray(mesh.used)
+    hp0, hp1 = np.asarray(p0), np.asarray(p1)
+    pts = np.concatenate([hp0[:, used, :2], hp1[:, :, used, :2].reshape(b, -1, 2)], axis=1)
+    boxes = face_boxes(pts, (h, w))
+    ch, cw = int(boxes[0, 2]), int(boxes[0, 3])
+    shift = np.zeros((b, 1, 3), np.float32)
+    shift[:, 0, 0], shift[:, 0, 1] = boxes[:, 1], boxes[:, 0]
+    hp0 = hp0 - shift
+    hp1 = hp1 - shift[:, None]
+    crops = np.stack([img[k, y0 : y0 + ch, x0 : x0 + cw] for k, (y0, x0, _, _) in enumerate(boxes)])
+    crops = (
+        crops.astype(np.float32) / 255.0 if crops.dtype == np.uint8 else crops.astype(np.float32)
     )
+    working = None
+    if max_side is not None and max(ch, cw) > max_side:
+        from skimage.transform import resize
+
+        f = max(ch, cw) / max_side
+        wh, ww = max(int(round(ch / f)), 2), max(int(round(cw / f)), 2)
+        fy, fx = ch / wh, cw / ww
+        crops = np.stack([resize(c, (wh, ww), order=1, anti_aliasing=True) for c in crops])
+        crops = crops.astype(np.float32)
+        # pixel centres: x_work = (x + 0.5) / fx - 0.5; orthographic depth is in pixels too
+        sc = np.array([1 / fx, 1 / fy, 1 / np.sqrt(fx * fy) if camera != "perspective" else 1.0],
+                      np.float32)  # fmt: skip
+        off = np.array([0.5 / fx - 0.5, 0.5 / fy - 0.5, 0.0], np.float32)
+        hp0, hp1 = hp0 * sc + off, hp1 * sc + off
+        ch, cw = wh, ww
+        working = (fy, fx)
+    plan = _grown_plan(
+        f"raster:{model.name}:{n}:{mesh.faces.shape[0]}:{ch}x{cw}",
+        raster_plan(np.concatenate([hp0, hp1.reshape(b * t, n, 3)]), mesh.faces, ch, cw),
+    )
+    crops = jax.device_put(crops)
     out = _render_batch(
-        jax.device_put(img), v0, p0, p1, fits, d, mesh, plan=plan, camera=camera,
-        tol=float(depth_tolerance), iters=int(diffusion_steps),
-        sequential=jax.default_backend() == "cpu", shade=bool(shade),
+        crops, v0, jax.device_put(hp0), jax.device_put(hp1), fits, d, mesh, plan=plan,
+        camera=camera, tol=float(depth_tolerance), iters=int(diffusion_steps),
+        sequential=jax.default_backend() == "cpu", shade=bool(shade), maps=working is not None,
     )  # fmt: skip
+    if working is not None:
+        out, maps = out
+        working = Working(working, _Maps(*(np.asarray(x) for x in maps)), np.asarray(crops))
     image, cover, _, source, lighting = out
-    changed = _changed(image, img)
-    return Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting)))
+    changed = _changed(image, crops)
+    r = Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting)))
+    return r, boxes, working
+
+
+def _bilinear_weights(n_out: int, n_in: int, factor: float):
+    """Rows of the linear upsampling from n_in to n_out samples: (i0, i1, t) float[n_out]."""
+    x = (np.arange(n_out) + 0.5) / factor - 0.5
+    x = np.clip(x, 0, n_in - 1)
+    i0 = np.minimum(np.floor(x).astype(np.int32), max(n_in - 2, 0))
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (x - i0).astype(np.float32)
+
+
+@jax.jit
+def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs):
+    """The full-resolution composite of one working rendering (see :func:`compose_full`)."""
+    (y0, y1, ty), (x0, x1, tx) = ys, xs
+
+    def up(a):  # bilinear, separable: [h, w, ...] -> [H, W, ...]
+        a = a[y0] * (1 - ty).reshape(-1, *([1] * (a.ndim - 1))) + a[y1] * ty.reshape(
+            -1, *([1] * (a.ndim - 1))
+        )
+        return a[:, x0] * (1 - tx).reshape(1, -1, *([1] * (a.ndim - 2))) + a[:, x1] * tx.reshape(
+            1, -1, *([1] * (a.ndim - 2))
+        )
+
+    fy = photo.shape[0] / low.shape[0]
+    fx = photo.shape[1] / low.shape[1]
+    s = seen.astype(photo.dtype)
+    ws = up(s)
+    safe = jnp.maximum(ws, 1e-6)
+    uv_up = up(uv * s[..., None]) / safe[..., None]
+    uv_full = (uv_up + 0.5) * jnp.array([fx, fy], photo.dtype).reshape(1, 1, 2) - 0.5
+    ratio_up = up(ratio * s) / safe
+    from_photo = sample_bilinear(photo, uv_full) * ratio_up[..., None]
+    u = (cover & ~seen).astype(photo.dtype)
+    wu = up(u)
+    synthetic = up(low * u[..., None]) / jnp.maximum(wu, 1e-6)[..., None]
+    wc = up(cover.astype(photo.dtype))
+    # inside the face: photo detail where the working pixels sampled the photo, the
+    # working colours where they were synthesized (fill, mouth interior)
+    share = jnp.where(wc > 0, ws / jnp.maximum(ws + wu, 1e-6), 0.0)[..., None]
+    face = share * from_photo + (1 - share) * synthetic
+    out = photo + wc[..., None] * (face - photo) + up(correction)
+    return jnp.clip(out, 0.0, 1.0)
+
+
+def compose_full(photo, low, maps: _Maps, cover, correction, factor) -> np.ndarray:
+    """A working-resolution rendering brought back to the crop's full resolution.
+
+    Where the working pixels sampled the photo, the full-resolution photo is
+    sampled at the same surface points (the working map of photo positions,
+    upsampled), so the face keeps the photo's full detail; synthesized
+    colours (hidden skin, mouth interior) and the blend's correction (a
+    membrane, smooth by construction) are upsampled bilinearly; outside the
+    rendered face the photo is untouched.
+
+    Args:
+        photo: float32[H, W, 3] in [0, 1], the crop at full resolution.
+        low: float32[h, w, 3], the working rendering.
+        maps: its :class:`_Maps` (one image).
+        cover: bool[h, w], the working coverage.
+        correction: float32[h, w, 3], blended minus rendered at working resolution.
+        factor: (fy, fx), H / h and W / w.
+
+    Returns:
+        float32[H, W, 3] in [0, 1].
+    """
+    hh, ww = photo.shape[:2]
+    ys = _bilinear_weights(hh, low.shape[0], factor[0])
+    xs = _bilinear_weights(ww, low.shape[1], factor[1])
+    return np.asarray(
+        _compose(photo, low, maps.uv, maps.ratio, maps.seen, cover, correction, ys, xs)
+    )
 
 
 def render_face(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from typing import NamedTuple
 
 import jax
@@ -33,7 +34,7 @@ from ._judges import halo_measure
 from ._landmarks import detect_landmarks
 from ._model._morphable import MorphableModel, model_shape
 from ._programs import persistent
-from ._render import render_faces
+from ._render import _render_cropped, compose_full
 from ._va_space import validate_va
 from ._version import __version__
 
@@ -47,7 +48,10 @@ __all__ = [
     "synthesize_batch",
 ]
 
+log = logging.getLogger("vafx")
+
 MOUTH_REGIONS = ("mouth_socket", "gums_tongue", "teeth")
+_WARNED: set = set()  # (bin models, bin) already named in a warning in this process
 
 #: How the target expression meets the photo's own: "replace" takes the fitted
 #: expression out first (the output shows the target, whatever the photo showed);
@@ -185,7 +189,15 @@ def expression_for(
 
 @dataclasses.dataclass(frozen=True)
 class SynthesisConfig:
-    """Options of :func:`synthesize` (all recorded in the sidecar)."""
+    """Options of :func:`synthesize` (all recorded in the sidecar).
+
+    ``max_side`` caps the working resolution: a face whose crop (the face with
+    the blend's margin) is larger on its longer side is rendered and blended
+    at this size and brought back to full resolution by resampling the photo
+    at the same surface points (:func:`vafx._render.compose_full`), so the
+    cost of a photo stops growing with its face; None renders every face at
+    full resolution.
+    """
 
     continuous: bool = False
     intensity: float = 1.0
@@ -195,10 +207,13 @@ class SynthesisConfig:
     blend: str = "normal"
     expression: str = "replace"
     shade: bool = True
+    max_side: int | None = 1024
 
     def __post_init__(self):
         if self.expression not in EXPRESSION_MODES:
             raise ValueError(f"expression: one of {EXPRESSION_MODES}, got {self.expression!r}")
+        if self.max_side is not None and self.max_side < 64:
+            raise ValueError(f"max_side: at least 64 pixels or None, got {self.max_side}")
 
 
 class SynthesisBatch(NamedTuple):
@@ -301,7 +316,27 @@ def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo)
         model=model.name,
         bin_models=dict(params=models.meta["params"], gallery=models.meta.get("gallery", "")),
     )
-    return json.loads(json.dumps(side))
+    # strict JSON: a NaN or infinity here is a bug to hear of, not a value to write
+    return json.loads(json.dumps(side, allow_nan=False))
+
+
+def _warn_empty(models: BinModels, bins, va, continuous: bool) -> None:
+    """Log, once per bin models and bin, targets that fall in a bin without frames of its own."""
+    if continuous:
+        return  # interpolated between bin centres by design
+    new = [
+        (b, v) for b, v in zip(bins, va)
+        if int(models.status[b]) == 2 and (id(models), int(b)) not in _WARNED
+    ]  # fmt: skip
+    for b, _ in new:
+        _WARNED.add((id(models), int(b)))
+    if new:
+        log.warning(
+            "target V-A %s: bin(s) %s hold no gallery frames; their expression is interpolated "
+            "from neighbouring bins' means (sidecar bin_status 'interpolated')",
+            ", ".join(f"({v[0]:+.2f}, {v[1]:+.2f})" for _, v in new[:4]),
+            sorted({int(b) for b, _ in new}),
+        )
 
 
 def _check_photos(photos, names) -> np.ndarray:
@@ -324,6 +359,7 @@ def synthesize_batch(
     fits: Fit | None = None,
     config: SynthesisConfig = SynthesisConfig(),
     names=None,
+    force: bool = False,
 ) -> SynthesisBatch:
     """B photos of one size, each synthesized at T target V-A pairs.
 
@@ -343,9 +379,16 @@ def synthesize_batch(
         fits: the photos' fits (leading axis B) to reuse instead.
         config: :class:`SynthesisConfig`.
         names: B photo names for messages and sidecars.
+        force: accept fits that fail :func:`vafx.check_fits` (a landmark
+            error far above a good fit's); landmarks that cannot belong to
+            the photo are refused all the same.
 
     Returns:
         :class:`SynthesisBatch`.
+
+    Raises:
+        FitError: landmarks that do not belong to their photo, or a failed
+            fit (the message names the photo).
     """
     img = np.asarray(photos)
     b = img.shape[0] if img.ndim == 4 else 0
@@ -359,13 +402,15 @@ def synthesize_batch(
     if fits is None:
         if landmarks is None:
             landmarks = np.stack([detect_landmarks(x, name=n) for x, n in zip(img, names)])
-        fits = fit_landmarks(model, landmarks, img.shape[1:3], FitConfig(camera=config.camera))
+        fits = fit_landmarks(model, landmarks, img.shape[1:3], FitConfig(camera=config.camera),
+                             names=names, check=not force)  # fmt: skip
     key = jax.random.key(config.seed) if config.sample else None
     exprs = [
         expression_for(models, v, continuous=config.continuous, intensity=config.intensity,
                        sample=config.sample, key=key)
         for v in va
     ]  # fmt: skip
+    _warn_empty(models, [e[1] for e in exprs], va, config.continuous)
     deform = np.stack([full_deformation(model, models, e[0]) for e in exprs])[None]
     if config.expression == "replace":
         deform = deform - np.asarray(fitted_expression(model, fits))[:, None]
@@ -373,23 +418,43 @@ def synthesize_batch(
         deform = np.broadcast_to(deform, (b, *deform.shape[1:]))
     bins = np.array([e[1] for e in exprs], np.int32)
     labels = np.array([e[2] for e in exprs], np.float32)
-    r = render_faces(img, model, fits, deform, camera=config.camera, shade=config.shade)
     t = len(va)
-    rendered = np.clip(np.rint(r.image * 255), 0, 255).astype(np.uint8)
-    out = rendered.copy()
-    flat = rendered.reshape(b * t, *rendered.shape[2:])
-    under = np.repeat(img, t, axis=0)
+    r, boxes, working = _render_cropped(
+        img, model, fits, np.ascontiguousarray(deform, np.float32), camera=config.camera,
+        depth_tolerance=1.5, diffusion_steps=32, shade=config.shade, max_side=config.max_side,
+    )  # fmt: skip
+    ch, cw = int(boxes[0, 2]), int(boxes[0, 3])  # the crop, at the photo's resolution
+    full = np.stack([img[k, y0 : y0 + ch, x0 : x0 + cw] for k, (y0, x0, _, _) in enumerate(boxes)])
+    rh, rw = r.image.shape[2:4]  # the rendering's (the crop's, or the working resolution)
+    under = (
+        full if working is None else np.clip(np.rint(working.photos * 255), 0, 255).astype(np.uint8)
+    )
+    rendered = np.clip(np.rint(r.image * 255), 0, 255).astype(np.uint8)  # [B, T, rh, rw, 3]
+    flat = rendered.reshape(b * t, rh, rw, 3)
+    blended = flat.copy()
+    under = np.repeat(under, t, axis=0)
     # solve over every pixel the render changed; the boundary is what it left alone
-    masks = r.blend_mask.reshape(b * t, *r.blend_mask.shape[2:])
+    masks = r.blend_mask.reshape(b * t, rh, rw)
     ok = masks.any(axis=(1, 2)) & ~masks.all(axis=(1, 2))
     if ok.any():
-        # faces in photos of one size: one compiled solve across targets and processes
-        key = f"synthesis:{flat.shape[1]}x{flat.shape[2]}"
-        blended, _ = seamless_clone_batch(flat[ok], under[ok], masks[ok], mode=config.blend,
-                                          size_key=key)  # fmt: skip
-        out.reshape(b * t, *out.shape[2:])[ok] = blended
-    cover = r.coverage.reshape(b * t, *r.coverage.shape[2:])
-    halos = [halo_measure(o, f, c) for o, f, c in zip(out.reshape(flat.shape), flat, cover)]
+        # faces of one crop size: one compiled solve across targets, photos and processes
+        key = f"synthesis:{rh}x{rw}"
+        blended[ok], _ = seamless_clone_batch(flat[ok], under[ok], masks[ok], mode=config.blend,
+                                              size_key=key)  # fmt: skip
+    cover = r.coverage.reshape(b * t, rh, rw)
+    halos = [halo_measure(o, f, c) for o, f, c in zip(blended, flat, cover)]
+    out = np.repeat(img[:, None], t, axis=1)
+    for i in range(b * t):
+        k, j = divmod(i, t)
+        y0, x0 = int(boxes[k, 0]), int(boxes[k, 1])
+        crop = blended[i]
+        if working is not None:  # back to full resolution with the photo's own detail
+            maps = jax.tree.map(lambda m: m.reshape(b * t, *m.shape[2:])[i], working.maps)
+            correction = (blended[i].astype(np.float32) - flat[i]) / 255.0
+            crop = compose_full(full[k].astype(np.float32) / 255.0, r.image[k, j], maps,
+                                cover[i], correction, working.factor)  # fmt: skip
+            crop = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
+        out[k, j, y0 : y0 + ch, x0 : x0 + cw] = crop
     lm0, lm1 = (np.asarray(x) for x in _landmark_motion(model, fits, deform,
                                                          camera=config.camera))  # fmt: skip
     sidecars = []
@@ -415,6 +480,7 @@ def synthesize(
     fit: Fit | None = None,
     config: SynthesisConfig = SynthesisConfig(),
     name: str = "photo",
+    force: bool = False,
 ) -> SynthesisResult:
     """A neutral photo and a target (valence, arousal) in; the same person with that affect out.
 
@@ -427,6 +493,7 @@ def synthesize(
         fit: a fit of this photo to reuse (skips landmarks and fitting).
         config: :class:`SynthesisConfig`.
         name: the photo's name for messages and the sidecar.
+        force: as :func:`synthesize_batch`.
 
     Returns:
         :class:`SynthesisResult`.
@@ -440,7 +507,7 @@ def synthesize(
         img[None], np.asarray(va, np.float32)[None], models, model,
         landmarks=None if landmarks is None else np.asarray(landmarks, np.float32)[None],
         fits=None if fit is None else jax.tree.map(lambda x: np.asarray(x)[None], fit),
-        config=config, names=[name],
+        config=config, names=[name], force=force,
     )  # fmt: skip
     fit = jax.tree.map(lambda x: x[0], jax.device_get(res.fits))
     label = (float(res.labels[0, 0]), float(res.labels[0, 1]))

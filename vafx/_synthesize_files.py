@@ -79,10 +79,10 @@ def _landmarks_for(photo: Path, landmarks, single: bool):
         p = landmarks / f"{photo.stem}.pts"
         if not p.exists():
             raise DataFileError(p, f"no landmarks for {photo} (expected {p.name} in {landmarks})")
-        return read_pts(p)
+        return read_pts(p, points=68)
     if not single:
         raise ValueError("--landmarks: with several photos, give a folder of <photo>.pts files")
-    return read_pts(landmarks)
+    return read_pts(landmarks, points=68)
 
 
 def synthesize_files(
@@ -98,6 +98,8 @@ def synthesize_files(
     sheet: bool = False,
     chunk: int = 16,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> dict:
     """Synthesize every photo at every target and write the results.
 
@@ -117,10 +119,17 @@ def synthesize_files(
             with ``grid``, else one ``sheet.png`` of photos x targets.
         chunk: targets per compiled call (memory grows with it).
         progress: called with (images done, images).
+        force: keep fits that fail :func:`vafx.check_fits`.
+        report: called with a line per step of a large photo (reading,
+            landmarks, fitting, synthesis) and per skipped photo.
+
+    Photos that cannot be read, show no face, or whose landmarks or fit fail
+    their checks are skipped (no output) and listed with the reason; the
+    others are written. With one photo, its problem is raised instead.
 
     Returns:
         dict: ``images`` (paths written), ``sheets``, ``results`` (per image:
-        photo, target, bin, label).
+        photo, target, bin, label), ``skipped`` ([(photo, reason)]).
     """
     import jax
 
@@ -142,32 +151,72 @@ def synthesize_files(
     folder = out.parent if single_file else out
     folder.mkdir(parents=True, exist_ok=True)
 
+    from ._errors import FitError
+    from ._fitting import MAX_FIT_ERROR, FitConfig, check_fits, check_landmarks, fit_landmarks
+    from ._landmarks import NoFaceError
+
+    say = report or (lambda msg: None)
+    one = len(photos) == 1
+    skipped: list[tuple[str, str]] = []
+
+    def skip(p, e):
+        if one:
+            raise e
+        skipped.append((str(p), str(e)))
+        say(f"skipped {e}")
+
     # photos of one size share compiled calls
     groups: dict[tuple, list[int]] = {}
-    images, lms = [], []
+    images, lms = [None] * len(photos), [None] * len(photos)
     for i, p in enumerate(photos):
-        img = read_photo(p)
-        pts = _landmarks_for(p, landmarks, len(photos) == 1)
-        if pts is None:
-            pts = detect_landmarks(img, name=str(p))
-        images.append(img)
-        lms.append(np.asarray(pts, np.float32))
+        try:
+            img = read_photo(p)
+            large = img.shape[0] * img.shape[1] > 4_000_000
+            if large:
+                say(f"{p}: {img.shape[1]} x {img.shape[0]} photo; finding landmarks")
+            pts = _landmarks_for(p, landmarks, one)
+            if pts is None:
+                pts = detect_landmarks(img, name=str(p))
+            check_landmarks(pts, img.shape[:2], names=[str(p)])
+        except (DataFileError, NoFaceError, FitError) as e:
+            skip(p, e)
+            continue
+        images[i], lms[i] = img, np.asarray(pts, np.float32)
         groups.setdefault(img.shape, []).append(i)
-    total, done = len(photos) * len(va), 0
+    total, done = len(photos) * len(va), len(skipped) * len(va)
     cells: list[list] = [[None] * len(va) for _ in photos]
     captions: list[list] = [[""] * len(va) for _ in photos]
     crops: list = [None] * len(photos)
     written, results = [], []
-    for idx in groups.values():
+    for shape, idx in groups.items():
+        names = [str(photos[i]) for i in idx]
+        lm = np.stack([lms[i] for i in idx])
+        if shape[0] * shape[1] > 4_000_000:
+            say(f"fitting {len(idx)} photo(s) of {shape[1]} x {shape[0]}")
+        fits = fit_landmarks(model, lm, shape[:2], FitConfig(camera=config.camera), names=names,
+                             check=False)  # fmt: skip
+        good = []
+        for bi, i in enumerate(idx):
+            try:
+                sub = jax.tree.map(lambda x, bi=bi: np.asarray(x)[bi : bi + 1], fits)
+                check_fits(sub, lm[bi : bi + 1], names=[names[bi]],
+                           max_error=None if force else MAX_FIT_ERROR)  # fmt: skip
+                good.append(bi)
+            except FitError as e:
+                skip(photos[i], e)
+                done += len(va)
+        if not good:
+            continue
+        fits = jax.tree.map(lambda x: np.asarray(x)[np.asarray(good)], fits)
+        idx = [idx[bi] for bi in good]
         batch = np.stack([images[i] for i in idx])
-        fits = None
         for j0 in range(0, len(va), chunk):
+            if shape[0] * shape[1] > 4_000_000:
+                say(f"synthesizing targets {j0 + 1}-{min(j0 + chunk, len(va))} of {len(va)}")
             res = synthesize_batch(
                 batch, va[j0 : j0 + chunk], models, model, fits=fits,
-                landmarks=None if fits is not None else np.stack([lms[i] for i in idx]),
                 config=config, names=[str(photos[i]) for i in idx],
             )  # fmt: skip
-            fits = res.fits
             fit_lm = np.asarray(jax.device_get(fits.landmarks))
             for bi, i in enumerate(idx):
                 if crops[i] is None:
@@ -194,6 +243,8 @@ def synthesize_files(
         if grid is not None:
             nv, na = len(grid[0]), len(grid[1])
             for i, p in enumerate(photos):
+                if crops[i] is None:  # skipped
+                    continue
                 rows = [cells[i][r * nv : (r + 1) * nv] for r in range(na)]
                 caps = [captions[i][r * nv : (r + 1) * nv] for r in range(na)]
                 sheets.append(va_sheet_figure(
@@ -201,9 +252,11 @@ def synthesize_files(
                     folder / f"{p.stem}__sheet.png", captions=caps,
                     title=f"{p.name}: each cell's target bin and its label (median V-A)",
                 ))  # fmt: skip
-        else:
+        elif any(c is not None for c in crops):
+            kept = [i for i in range(len(photos)) if crops[i] is not None]
             sheets.append(table_sheet_figure(
-                [images[i][crops[i]] for i in range(len(photos))], cells, va,
-                folder / "sheet.png", names=[p.name for p in photos], captions=captions,
+                [images[i][crops[i]] for i in kept], [cells[i] for i in kept], va,
+                folder / "sheet.png", names=[photos[i].name for i in kept],
+                captions=[captions[i] for i in kept],
             ))  # fmt: skip
-    return dict(images=written, sheets=sheets, results=results)
+    return dict(images=written, sheets=sheets, results=results, skipped=skipped)

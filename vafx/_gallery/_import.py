@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,8 @@ from .._errors import DataFileError
 from .._model._morphable import triangulate
 from .._obj import read_obj
 from ._store import Gallery, GalleryError, GalleryWriter, SequenceData, Template
+
+log = logging.getLogger("vafx")
 
 REQUIRED = ("subject", "sequence", "frame", "valence", "arousal")
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -125,6 +128,36 @@ def neutral_frame(rows: list[_Row]) -> int:
     onset = max(1, len(rows) // 3)
     dist = [r.va[0] ** 2 + r.va[1] ** 2 for r in rows[:onset]]
     return int(np.argmin(dist))  # argmin takes the first on ties
+
+
+#: A neutral chosen by the rule whose V-A lies farther than this from (0, 0) is
+#: named in a warning: it is an expressive frame standing in for the neutral.
+EXPRESSIVE_NEUTRAL = 0.3
+
+
+def _report_neutrals(plan, annotations) -> None:
+    """Warn (log) about sequences whose neutral the rule chose, naming expressive ones."""
+    chosen = [
+        (s, q, rs[neutral_frame(rs)]) for s, q, rs, _ in plan if not any(r.neutral for r in rs)
+    ]
+    if not chosen:
+        return
+    far = [(s, q, r) for s, q, r in chosen if np.hypot(*r.va) > EXPRESSIVE_NEUTRAL]
+    log.warning(
+        "%s: %d of %d sequences mark no neutral frame; each takes the frame of its onset "
+        "nearest V-A (0, 0) (mark neutrals with a 'neutral' column)",
+        annotations, len(chosen), len(plan),
+    )  # fmt: skip
+    if far:
+        listed = ", ".join(
+            f"{s}/{q} frame {r.frame_text} (V-A {r.va[0]:+.2f}, {r.va[1]:+.2f}; line {r.line})"
+            for s, q, r in far[:5]
+        )
+        log.warning(
+            "%s: %d of those neutrals are expressive (|V-A| > %.1f), so their sequences' "
+            "differences start from an expression: %s%s",
+            annotations, len(far), EXPRESSIVE_NEUTRAL, listed, " ..." if len(far) > 5 else "",
+        )  # fmt: skip
 
 
 def _read_mesh_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -226,6 +259,8 @@ def import_meshes(
     if not mesh_dir.is_dir():
         raise DataFileError(mesh_dir, "not a folder")
     rows, problems = read_annotations(annotations)
+    if not rows and not problems:
+        raise DataFileError(annotations, "holds a header and no frames: nothing to import")
     groups: dict[tuple[str, str], list[_Row]] = {}
     for r in rows:
         groups.setdefault((r.subject, r.sequence), []).append(r)
@@ -254,6 +289,7 @@ def import_meshes(
         plan.append((subject, sequence, rs, paths))
     if problems and not skip_bad:
         raise ImportProblems(problems)
+    _report_neutrals(plan, annotations)
 
     h = hashlib.sha256(annotations.read_bytes())
     h.update(str(mesh_dir.resolve()).encode())
