@@ -394,9 +394,9 @@ def test_working_resolution_keeps_the_photos_detail(ict_model, bins):
     err = (out.astype(float) - full)[changed]
     psnr = 10 * np.log10(255**2 / np.mean(err**2))
     assert psnr > 28, psnr
-    # detail: the Laplacian's energy over the face (measured: full resolution 715, capped
-    # 417, the full-resolution result downscaled to the working size and back 55); what is
-    # lost is at the seams of the uv map (eyelids, lips), where its upsampling blurs
+    # detail: the Laplacian's energy over the face (measured: full resolution 712, capped
+    # 456, the full-resolution result downscaled to the working size and back 55); what is
+    # lost is the synthesized mouth interior, upsampled
     from skimage.transform import resize
 
     grey = lambda x: x.astype(float).mean(-1)  # noqa: E731
@@ -404,3 +404,18 @@ def test_working_resolution_keeps_the_photos_detail(ict_model, bins):
     energy = lambda x: np.var(ndimage.laplace(grey(x))[face])  # noqa: E731
     naive = resize(resize(full, (256, 256), anti_aliasing=True), (512, 512)) * 255
     assert energy(out) > max(0.5 * energy(full), 4 * energy(naive))
+
+
+def test_nan_in_bin_models_or_a_given_fit_is_refused(ict_model, bins, tmp_path):
+    import dataclasses
+
+    means = np.array(bins.means)
+    means[3, 0, 0] = np.nan
+    bad = dataclasses.replace(bins, means=means)
+    vafx.save_bin_models(tmp_path / "nan.npz", bad)
+    with pytest.raises(vafx.DataFileError, match="nan.npz: its bin means hold NaN"):
+        vafx.load_bin_models(tmp_path / "nan.npz")
+    fit = vafx.fit_landmarks(ict_model, _astronaut_pts(), (512, 512))
+    broken = fit._replace(scale=np.float32(np.nan))
+    with pytest.raises(vafx.FitError, match=r"a.png: the fit failed \(cost"):
+        vafx.synthesize(data.astronaut(), (0.5, 0.5), bins, ict_model, fit=broken, name="a.png")

@@ -319,6 +319,9 @@ def load_bin_models(path: str | os.PathLike, *, components: bool = True) -> BinM
         raise DataFileError(
             path, f"not a readable vafx bin-models file, truncated or corrupt ({e})"
         ) from None
+    for name in ("means", "labels", "components"):
+        if not np.isfinite(arrays[name]).all():
+            raise DataFileError(path, f"its bin {name} hold NaN or infinite values")
     return BinModels(**arrays, vertex_ids=vids, meta=meta)
 
 

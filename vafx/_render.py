@@ -288,15 +288,16 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
         return r
     # what a finer image needs to redo the sampling (:func:`compose_full`): where each
     # seen pixel comes from in the photo, and its shading ratio
-    return r, _Maps(uvz0[..., :2], ratio[..., 0], seen)
+    return r, _Maps(uvz0[..., :2], ratio[..., 0], seen, fr1.triangle)
 
 
 class _Maps(NamedTuple):
-    """Per pixel of a rendering: photo position sampled (float[H, W, 2]), ratio, seen."""
+    """Per pixel of a rendering: photo position sampled (float[H, W, 2]), ratio, seen, triangle."""
 
     uv: jax.Array
     ratio: jax.Array
     seen: jax.Array
+    triangle: jax.Array
 
 
 @persistent(static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade", "maps"))
@@ -483,11 +484,17 @@ class Working(NamedTuple):
         factor: (fy, fx): crop pixels per working pixel along y and x (above 1).
         maps: the working rendering's :class:`_Maps`, leading axes [B, T].
         photos: float32[B, h, w, 3], the crops downscaled (what was rendered).
+        p0, p1: float32[B, V, 3] and [B, T, V, 3], the fitted and deformed
+            meshes' image-space vertices in the full-resolution crop.
+        faces: int32[F, 3], the rendered triangles.
     """
 
     factor: tuple[float, float]
     maps: _Maps
     photos: np.ndarray
+    p0: np.ndarray
+    p1: np.ndarray
+    faces: np.ndarray
 
 
 def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_steps, shade,
@@ -539,6 +546,7 @@ def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_s
         sc = np.array([1 / fx, 1 / fy, 1 / np.sqrt(fx * fy) if camera != "perspective" else 1.0],
                       np.float32)  # fmt: skip
         off = np.array([0.5 / fx - 0.5, 0.5 / fy - 0.5, 0.0], np.float32)
+        full_p = (hp0, hp1)
         hp0, hp1 = hp0 * sc + off, hp1 * sc + off
         ch, cw = wh, ww
         working = (fy, fx)
@@ -554,7 +562,8 @@ def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_s
     )  # fmt: skip
     if working is not None:
         out, maps = out
-        working = Working(working, _Maps(*(np.asarray(x) for x in maps)), np.asarray(crops))
+        working = Working(working, _Maps(*(np.asarray(x) for x in maps)), np.asarray(crops),
+                          *full_p, np.asarray(mesh.faces))  # fmt: skip
     image, cover, _, source, lighting = out
     changed = _changed(image, crops)
     r = Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting)))
@@ -571,9 +580,10 @@ def _bilinear_weights(n_out: int, n_in: int, factor: float):
 
 
 @jax.jit
-def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs):
+def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs, exact):
     """The full-resolution composite of one working rendering (see :func:`compose_full`)."""
     (y0, y1, ty), (x0, x1, tx) = ys, xs
+    tri, ny, nx, p0, p1, faces = exact
 
     def up(a):  # bilinear, separable: [h, w, ...] -> [H, W, ...]
         a = a[y0] * (1 - ty).reshape(-1, *([1] * (a.ndim - 1))) + a[y1] * ty.reshape(
@@ -590,6 +600,25 @@ def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs):
     safe = jnp.maximum(ws, 1e-6)
     uv_up = up(uv * s[..., None]) / safe[..., None]
     uv_full = (uv_up + 0.5) * jnp.array([fx, fy], photo.dtype).reshape(1, 1, 2) - 0.5
+    # where the nearest working pixel saw the photo through a triangle, the full-resolution
+    # pixel's own barycentric coordinates in that (deformed) triangle give its photo position
+    # exactly (orthographic; to first order for perspective): sharp across the map's seams
+    t = tri[ny][:, nx]
+    near_seen = seen[ny][:, nx] & (t >= 0)
+    tv = faces[jnp.maximum(t, 0)]  # [H, W, 3]
+    a = p1[tv][..., :2]  # [H, W, 3, 2]
+    hh, ww = photo.shape[:2]
+    gx, gy = jnp.meshgrid(jnp.arange(ww, dtype=photo.dtype), jnp.arange(hh, dtype=photo.dtype))
+    e0, e1 = a[..., 1, :] - a[..., 0, :], a[..., 2, :] - a[..., 0, :]
+    q = jnp.stack([gx, gy], -1) - a[..., 0, :]
+    den = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
+    ok = near_seen & (jnp.abs(den) > 1e-6)
+    sd = jnp.where(ok, den, 1.0)
+    b1 = (q[..., 0] * e1[..., 1] - q[..., 1] * e1[..., 0]) / sd
+    b2 = (e0[..., 0] * q[..., 1] - e0[..., 1] * q[..., 0]) / sd
+    bary = jnp.stack([1 - b1 - b2, b1, b2], -1)[..., None]  # [H, W, 3, 1]
+    uv_tri = jnp.sum(bary * p0[tv][..., :2], axis=-2)
+    uv_full = jnp.where(ok[..., None], uv_tri, uv_full)
     ratio_up = up(ratio * s) / safe
     from_photo = sample_bilinear(photo, uv_full) * ratio_up[..., None]
     u = (cover & ~seen).astype(photo.dtype)
@@ -604,12 +633,14 @@ def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs):
     return jnp.clip(out, 0.0, 1.0)
 
 
-def compose_full(photo, low, maps: _Maps, cover, correction, factor) -> np.ndarray:
+def compose_full(photo, low, maps: _Maps, cover, correction, factor, p0, p1, faces) -> np.ndarray:
     """A working-resolution rendering brought back to the crop's full resolution.
 
     Where the working pixels sampled the photo, the full-resolution photo is
-    sampled at the same surface points (the working map of photo positions,
-    upsampled), so the face keeps the photo's full detail; synthesized
+    sampled at the same surface points (each pixel's barycentric coordinates
+    in the triangle its nearest working pixel saw, so the map of photo
+    positions is exact within triangles and sharp across its seams), so the
+    face keeps the photo's full detail; synthesized
     colours (hidden skin, mouth interior) and the blend's correction (a
     membrane, smooth by construction) are upsampled bilinearly; outside the
     rendered face the photo is untouched.
@@ -621,15 +652,22 @@ def compose_full(photo, low, maps: _Maps, cover, correction, factor) -> np.ndarr
         cover: bool[h, w], the working coverage.
         correction: float32[h, w, 3], blended minus rendered at working resolution.
         factor: (fy, fx), H / h and W / w.
+        p0, p1: float32[V, 3], the fitted and deformed meshes' image-space
+            vertices in the full-resolution crop.
+        faces: int32[F, 3], the rendered triangles.
 
     Returns:
         float32[H, W, 3] in [0, 1].
     """
     hh, ww = photo.shape[:2]
-    ys = _bilinear_weights(hh, low.shape[0], factor[0])
-    xs = _bilinear_weights(ww, low.shape[1], factor[1])
+    h, w = low.shape[:2]
+    ys = _bilinear_weights(hh, h, factor[0])
+    xs = _bilinear_weights(ww, w, factor[1])
+    ny = np.clip(np.rint((np.arange(hh) + 0.5) / factor[0] - 0.5), 0, h - 1).astype(np.int32)
+    nx = np.clip(np.rint((np.arange(ww) + 0.5) / factor[1] - 0.5), 0, w - 1).astype(np.int32)
+    exact = (maps.triangle, ny, nx, p0, p1, faces)
     return np.asarray(
-        _compose(photo, low, maps.uv, maps.ratio, maps.seen, cover, correction, ys, xs)
+        _compose(photo, low, maps.uv, maps.ratio, maps.seen, cover, correction, ys, xs, exact)
     )
 
 

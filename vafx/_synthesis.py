@@ -404,6 +404,10 @@ def synthesize_batch(
             landmarks = np.stack([detect_landmarks(x, name=n) for x, n in zip(img, names)])
         fits = fit_landmarks(model, landmarks, img.shape[1:3], FitConfig(camera=config.camera),
                              names=names, check=not force)  # fmt: skip
+    else:
+        from ._fitting import check_fits
+
+        check_fits(fits, np.asarray(fits.landmarks), names=names, max_error=None)
     key = jax.random.key(config.seed) if config.sample else None
     exprs = [
         expression_for(models, v, continuous=config.continuous, intensity=config.intensity,
@@ -414,6 +418,10 @@ def synthesize_batch(
     deform = np.stack([full_deformation(model, models, e[0]) for e in exprs])[None]
     if config.expression == "replace":
         deform = deform - np.asarray(fitted_expression(model, fits))[:, None]
+    if not np.isfinite(deform).all():
+        bad = names[int(np.nonzero(~np.isfinite(deform).all(axis=(1, 2, 3)))[0][0])]
+        raise VafxError(f"{bad}: the face's deformation is not finite (NaN in the fit given, or "
+                        "in the bin models)")  # fmt: skip
     else:
         deform = np.broadcast_to(deform, (b, *deform.shape[1:]))
     bins = np.array([e[1] for e in exprs], np.int32)
@@ -423,6 +431,9 @@ def synthesize_batch(
         img, model, fits, np.ascontiguousarray(deform, np.float32), camera=config.camera,
         depth_tolerance=1.5, diffusion_steps=32, shade=config.shade, max_side=config.max_side,
     )  # fmt: skip
+    if not np.isfinite(r.image).all():  # the renderer's output, checked on the host
+        bad = names[int(np.nonzero(~np.isfinite(r.image).all(axis=(1, 2, 3, 4)))[0][0])]
+        raise VafxError(f"{bad}: rendering gave NaN or infinite pixels (is its fit finite?)")
     ch, cw = int(boxes[0, 2]), int(boxes[0, 3])  # the crop, at the photo's resolution
     full = np.stack([img[k, y0 : y0 + ch, x0 : x0 + cw] for k, (y0, x0, _, _) in enumerate(boxes)])
     rh, rw = r.image.shape[2:4]  # the rendering's (the crop's, or the working resolution)
@@ -452,7 +463,8 @@ def synthesize_batch(
             maps = jax.tree.map(lambda m: m.reshape(b * t, *m.shape[2:])[i], working.maps)
             correction = (blended[i].astype(np.float32) - flat[i]) / 255.0
             crop = compose_full(full[k].astype(np.float32) / 255.0, r.image[k, j], maps,
-                                cover[i], correction, working.factor)  # fmt: skip
+                                cover[i], correction, working.factor, working.p0[k],
+                                working.p1[k, j], working.faces)  # fmt: skip
             crop = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
         out[k, j, y0 : y0 + ch, x0 : x0 + cw] = crop
     lm0, lm1 = (np.asarray(x) for x in _landmark_motion(model, fits, deform,
