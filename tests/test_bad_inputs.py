@@ -120,6 +120,7 @@ def test_a_fit_far_from_its_landmarks_fails_its_check(ict_model):
     assert np.isfinite(np.asarray(fit.cost)).all()
 
 
+@pytest.mark.slow
 def test_one_wrong_landmark_barely_moves_the_robust_fit(ict_model):
     """Measured: a mouth corner moved 120 px moves the other fitted landmarks 0.2 px (3 px with
     least squares); docs/reliability.md."""
@@ -406,6 +407,7 @@ def test_working_resolution_keeps_the_photos_detail(ict_model, bins):
     assert energy(out) > max(0.5 * energy(full), 4 * energy(naive))
 
 
+@pytest.mark.slow
 def test_nan_in_bin_models_or_a_given_fit_is_refused(ict_model, bins, tmp_path):
     import dataclasses
 
