@@ -283,6 +283,11 @@ def test_augment_resumes_honestly(ict_model, bins, tmp_path):
         )
     with pytest.raises(vafx.VafxError, match="bins"):
         vafx.augment(photos, out, bins, ict_model, **{**run, "bins": [45]})
+    import dataclasses
+
+    other = dataclasses.replace(bins, means=np.asarray(bins.means) * 1.1)
+    with pytest.raises(vafx.VafxError, match="other bin models"):
+        vafx.augment(photos, out, other, ict_model, **run)
     assert _files(out) == whole
 
     # a deleted image, a truncated one and a leftover of a killed write: redone, removed
