@@ -579,58 +579,74 @@ def _bilinear_weights(n_out: int, n_in: int, factor: float):
     return i0, i1, (x - i0).astype(np.float32)
 
 
+#: Rows of the full-resolution crop composed per step (bounds the memory of
+#: :func:`compose_full`: about 30 floats per pixel of a block).
+COMPOSE_ROWS = 128
+
+
 @jax.jit
 def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs, exact):
-    """The full-resolution composite of one working rendering (see :func:`compose_full`)."""
+    """The full-resolution composite of one working rendering (see :func:`compose_full`).
+
+    ``ys`` and ``exact``'s ``ny`` are padded to a multiple of COMPOSE_ROWS rows; the
+    crop is composed block by block of rows and the padding dropped.
+    """
     (y0, y1, ty), (x0, x1, tx) = ys, xs
     tri, ny, nx, p0, p1, faces = exact
-
-    def up(a):  # bilinear, separable: [h, w, ...] -> [H, W, ...]
-        a = a[y0] * (1 - ty).reshape(-1, *([1] * (a.ndim - 1))) + a[y1] * ty.reshape(
-            -1, *([1] * (a.ndim - 1))
-        )
-        return a[:, x0] * (1 - tx).reshape(1, -1, *([1] * (a.ndim - 2))) + a[:, x1] * tx.reshape(
-            1, -1, *([1] * (a.ndim - 2))
-        )
-
-    fy = photo.shape[0] / low.shape[0]
-    fx = photo.shape[1] / low.shape[1]
-    s = seen.astype(photo.dtype)
-    ws = up(s)
-    safe = jnp.maximum(ws, 1e-6)
-    uv_up = up(uv * s[..., None]) / safe[..., None]
-    uv_full = (uv_up + 0.5) * jnp.array([fx, fy], photo.dtype).reshape(1, 1, 2) - 0.5
-    # where the nearest working pixel saw the photo through a triangle, the full-resolution
-    # pixel's own barycentric coordinates in that (deformed) triangle give its photo position
-    # exactly (orthographic; to first order for perspective): sharp across the map's seams
-    t = tri[ny][:, nx]
-    near_seen = seen[ny][:, nx] & (t >= 0)
-    tv = faces[jnp.maximum(t, 0)]  # [H, W, 3]
-    a = p1[tv][..., :2]  # [H, W, 3, 2]
     hh, ww = photo.shape[:2]
-    gx, gy = jnp.meshgrid(jnp.arange(ww, dtype=photo.dtype), jnp.arange(hh, dtype=photo.dtype))
-    e0, e1 = a[..., 1, :] - a[..., 0, :], a[..., 2, :] - a[..., 0, :]
-    q = jnp.stack([gx, gy], -1) - a[..., 0, :]
-    den = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
-    ok = near_seen & (jnp.abs(den) > 1e-6)
-    sd = jnp.where(ok, den, 1.0)
-    b1 = (q[..., 0] * e1[..., 1] - q[..., 1] * e1[..., 0]) / sd
-    b2 = (e0[..., 0] * q[..., 1] - e0[..., 1] * q[..., 0]) / sd
-    bary = jnp.stack([1 - b1 - b2, b1, b2], -1)[..., None]  # [H, W, 3, 1]
-    uv_tri = jnp.sum(bary * p0[tv][..., :2], axis=-2)
-    uv_full = jnp.where(ok[..., None], uv_tri, uv_full)
-    ratio_up = up(ratio * s) / safe
-    from_photo = sample_bilinear(photo, uv_full) * ratio_up[..., None]
+    fy = hh / low.shape[0]
+    fx = ww / low.shape[1]
+    s = seen.astype(photo.dtype)
     u = (cover & ~seen).astype(photo.dtype)
-    wu = up(u)
-    synthetic = up(low * u[..., None]) / jnp.maximum(wu, 1e-6)[..., None]
-    wc = up(cover.astype(photo.dtype))
-    # inside the face: photo detail where the working pixels sampled the photo, the
-    # working colours where they were synthesized (fill, mouth interior)
-    share = jnp.where(wc > 0, ws / jnp.maximum(ws + wu, 1e-6), 0.0)[..., None]
-    face = share * from_photo + (1 - share) * synthetic
-    out = photo + wc[..., None] * (face - photo) + up(correction)
-    return jnp.clip(out, 0.0, 1.0)
+    # the working maps to upsample, stacked: seen, seen uv, seen ratio, unseen, unseen
+    # colours, cover, correction (float[h, w, 12])
+    stack = jnp.concatenate(
+        [s[..., None], uv * s[..., None], (ratio * s)[..., None], u[..., None],
+         low * u[..., None], cover.astype(photo.dtype)[..., None], correction], axis=-1,
+    )  # fmt: skip
+    p0xy, p1xy = p0[:, :2], p1[:, :2]
+    rows = COMPOSE_ROWS
+    gx = jnp.arange(ww, dtype=photo.dtype)
+
+    def block(k):
+        r0 = k * rows
+        by0, by1, bty = (jax.lax.dynamic_slice_in_dim(a, r0, rows) for a in (y0, y1, ty))
+        bny = jax.lax.dynamic_slice_in_dim(ny, r0, rows)
+        m = stack[by0] * (1 - bty).reshape(-1, 1, 1) + stack[by1] * bty.reshape(-1, 1, 1)
+        m = m[:, x0] * (1 - tx).reshape(1, -1, 1) + m[:, x1] * tx.reshape(1, -1, 1)
+        ws, wu, wc = m[..., 0], m[..., 4], m[..., 8]
+        safe = jnp.maximum(ws, 1e-6)
+        uv_up = m[..., 1:3] / safe[..., None]
+        uv_full = (uv_up + 0.5) * jnp.array([fx, fy], photo.dtype).reshape(1, 1, 2) - 0.5
+        # where the nearest working pixel saw the photo through a triangle, the pixel's own
+        # barycentric coordinates in that (deformed) triangle give its photo position
+        # exactly (orthographic; to first order for perspective): sharp across the seams
+        t = tri[bny][:, nx]
+        near_seen = seen[bny][:, nx] & (t >= 0)
+        tv = faces[jnp.maximum(t, 0)]  # [rows, W, 3]
+        a = p1xy[tv]  # [rows, W, 3, 2]
+        gy = (r0 + jnp.arange(rows)).astype(photo.dtype)
+        q = jnp.stack(jnp.meshgrid(gx, gy), -1) - a[..., 0, :]
+        e0, e1 = a[..., 1, :] - a[..., 0, :], a[..., 2, :] - a[..., 0, :]
+        den = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
+        ok = near_seen & (jnp.abs(den) > 1e-6)
+        sd = jnp.where(ok, den, 1.0)
+        b1 = (q[..., 0] * e1[..., 1] - q[..., 1] * e1[..., 0]) / sd
+        b2 = (e0[..., 0] * q[..., 1] - e0[..., 1] * q[..., 0]) / sd
+        bary = jnp.stack([1 - b1 - b2, b1, b2], -1)[..., None]  # [rows, W, 3, 1]
+        uv_tri = jnp.sum(bary * p0xy[tv], axis=-2)
+        uv_full = jnp.where(ok[..., None], uv_tri, uv_full)
+        from_photo = sample_bilinear(photo, uv_full) * (m[..., 3] / safe)[..., None]
+        synthetic = m[..., 5:8] / jnp.maximum(wu, 1e-6)[..., None]
+        # inside the face: photo detail where the working pixels sampled the photo, the
+        # working colours where they were synthesized (fill, mouth interior)
+        share = jnp.where(wc > 0, ws / jnp.maximum(ws + wu, 1e-6), 0.0)[..., None]
+        face = share * from_photo + (1 - share) * synthetic
+        under = photo[jnp.clip(r0 + jnp.arange(rows), 0, hh - 1)]
+        return jnp.clip(under + wc[..., None] * (face - under) + m[..., 9:12], 0.0, 1.0)
+
+    out = jax.lax.map(block, jnp.arange(y0.shape[0] // rows))
+    return out.reshape(-1, ww, 3)[:hh]
 
 
 def compose_full(photo, low, maps: _Maps, cover, correction, factor, p0, p1, faces) -> np.ndarray:
@@ -665,6 +681,8 @@ def compose_full(photo, low, maps: _Maps, cover, correction, factor, p0, p1, fac
     xs = _bilinear_weights(ww, w, factor[1])
     ny = np.clip(np.rint((np.arange(hh) + 0.5) / factor[0] - 0.5), 0, h - 1).astype(np.int32)
     nx = np.clip(np.rint((np.arange(ww) + 0.5) / factor[1] - 0.5), 0, w - 1).astype(np.int32)
+    pad = -hh % COMPOSE_ROWS  # whole blocks of rows; the padding repeats the last row
+    ys, ny = tuple(np.pad(a, (0, pad), mode="edge") for a in ys), np.pad(ny, (0, pad), mode="edge")
     exact = (maps.triangle, ny, nx, p0, p1, faces)
     return np.asarray(
         _compose(photo, low, maps.uv, maps.ratio, maps.seen, cover, correction, ys, xs, exact)
