@@ -5,9 +5,11 @@ kernels are in :mod:`vafx.kernels`.
 """
 
 from . import kernels
+from ._animate import Clip, animate, linear_path, read_path, smoothness, write_clip
 from ._augment import augment
 from ._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
 from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
+from ._controls import Target, emotions, parse_aus
 from ._defaults import default_bin_models
 from ._errors import DataFileError, DownloadError, FitError, ModelNotFoundError, VafxError
 from ._fetch import SOURCES as MODEL_SOURCES
@@ -109,6 +111,15 @@ __all__ = [
     "Fit",
     "FitConfig",
     "fit_landmarks",
+    "Target",
+    "Clip",
+    "animate",
+    "linear_path",
+    "read_path",
+    "smoothness",
+    "write_clip",
+    "emotions",
+    "parse_aus",
     "check_fits",
     "check_landmarks",
     "FitError",

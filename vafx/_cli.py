@@ -376,9 +376,21 @@ def _targets_from_args(args):
         raise ValueError(
             f"--valence and --arousal come in pairs: got {len(v)} valence and {len(a)} arousal"
         )
-    given = [bool(v), args.grid is not None, args.targets is not None]
+    given = [bool(v), args.grid is not None, args.targets is not None, bool(args.emotion),
+             bool(args.au)]  # fmt: skip
     if sum(given) != 1:
-        raise ValueError("give the targets one way: --valence/--arousal, --grid N or --targets CSV")
+        raise ValueError(
+            "give the targets one way: --valence/--arousal, --grid N, --targets CSV, "
+            "--emotion NAME or --au AU=INTENSITY"
+        )
+    if args.via != "bins" and not args.emotion:
+        raise ValueError("--from goes with --emotion")
+    if args.emotion or args.au:
+        from ._controls import Target
+
+        if args.emotion:
+            return [Target(emotion=e, via=args.via).checked() for e in args.emotion], None
+        return [Target(aus=args.au).checked()], None
     if args.grid is not None:
         t, levels_v, levels_a = grid_targets(args.grid)
         return t, (levels_v, levels_a)
@@ -392,10 +404,24 @@ def _cmd_synthesize(args) -> int:
     from ._synthesis import SynthesisConfig
     from ._synthesize_files import synthesize_files
 
-    targets, grid = _targets_from_args(args)
-    from ._va_space import validate_va
+    if args.list_emotions:
+        from ._controls import emotions
 
-    validate_va(targets, "--valence/--arousal")
+        for e in emotions():
+            aus = " ".join(f"{k[1]}{k[0]}={v:g}" if isinstance(k, tuple) else f"{k}={v:g}"
+                           for k, v in e.aus.items())  # fmt: skip
+            print(f"{e.name.replace(' ', '_'):<24s} V {e.va[0]:+.2f} A {e.va[1]:+.2f}   "
+                  f"AUs {aus:<32s} {e.source}")  # fmt: skip
+        return 0
+    if not args.photos:
+        raise ValueError("synthesize: give one or more photos")
+    if args.output is None:
+        raise ValueError("synthesize: -o/--output is required")
+    targets, grid = _targets_from_args(args)
+    if not isinstance(targets, list):
+        from ._va_space import validate_va
+
+        validate_va(targets, "--valence/--arousal")
     model = load_model(args.model)
     models = _bin_models_for(args, model)
     cfg = SynthesisConfig(
@@ -414,7 +440,13 @@ def _cmd_synthesize(args) -> int:
     )  # fmt: skip
     for r in res["results"] if n <= 4 else []:
         lab = r["label"]
-        print(f"{r['output']}: bin {r['bin']}, label V-A ({lab[0]:+.3f}, {lab[1]:+.3f})")
+        if r["bin"] >= 0:
+            print(f"{r['output']}: bin {r['bin']}, label V-A ({lab[0]:+.3f}, {lab[1]:+.3f})")
+        elif "emotion" in r["target"]:
+            print(f"{r['output']}: {r['target']['emotion']} from its FACS prototype, placed at "
+                  f"V-A ({lab[0]:+.3f}, {lab[1]:+.3f})")  # fmt: skip
+        else:
+            print(f"{r['output']}: action units {r['target']['aus']} on the model's shapes")
     if n > 4:
         print(f"{n} images and sidecars in {args.output}")
     for p in res["sheets"]:
@@ -425,6 +457,57 @@ def _cmd_synthesize(args) -> int:
         for photo, reason in res["skipped"]:
             print(f"  {reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _va_pair(text: str, flag: str):
+    try:
+        v, a = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag}: expected V,A such as -0.6,-0.3, got {text!r}") from None
+    return v, a
+
+
+def _cmd_animate(args) -> int:
+    from ._animate import animate, linear_path, read_path, smoothness, write_clip
+    from ._landmarks import read_photo, read_pts
+    from ._model._resolve import load_model
+    from ._synthesis import SynthesisConfig
+
+    given = [args.path is not None, args.from_va is not None or args.to_va is not None]
+    if sum(given) != 1:
+        raise ValueError("give the path one way: --path CSV, or --from-va V,A --to-va V,A")
+    if args.path is not None:
+        path = read_path(args.path)
+    else:
+        if args.from_va is None or args.to_va is None or args.seconds is None:
+            raise ValueError("--from-va, --to-va and --seconds go together")
+        path = linear_path(_va_pair(args.from_va, "--from-va"), _va_pair(args.to_va, "--to-va"),
+                           args.seconds)  # fmt: skip
+    suffix = args.output.suffix.lower()
+    if suffix not in (".gif", ".mp4", ".mov", ".mkv"):
+        raise ValueError(f"-o/--output: a .gif or .mp4 file, got {args.output.name!r}")
+    if suffix != ".gif":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                f"{args.output.name}: video files need the optional extra: pip install "
+                '"vafx[video]" (imageio-ffmpeg); or write a .gif'
+            ) from None
+    img = read_photo(args.photo)
+    pts = read_pts(args.landmarks, points=68) if args.landmarks else None
+    model = load_model(args.model)
+    models = _bin_models_for(argparse.Namespace(bins=args.bins, sample=False), model)
+    cfg = SynthesisConfig(intensity=args.intensity, expression=args.expression,
+                          shade=not args.no_shade)  # fmt: skip
+    clip = animate(img, path, models, model, fps=args.fps, landmarks=pts, config=cfg,
+                   name=str(args.photo), progress=_Progress("frames"))  # fmt: skip
+    write_clip(args.output, clip.frames, clip.fps)
+    sm = smoothness(clip)
+    print(f"{args.output}: {len(clip.frames)} frames at {clip.fps:g} fps; frame-to-frame change "
+          f"{sm['still_change']:.3f} grey levels outside the moving face, "
+          f"{sm['moving_change']:.2f} on it")  # fmt: skip
     return 0
 
 
@@ -732,7 +815,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Poisson-blend it. Writes OUT and OUT.json (label, bin, fit diagnostics, the expression "
         "removed, landmark motion, blend correction, versions, parameters).",
     )
-    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="one or more photos")
+    p.add_argument("photos", nargs="*", type=Path, metavar="PHOTO", help="one or more photos")
+    p.add_argument("--emotion", action="append", metavar="NAME",
+                   help="an emotion category (repeat for several; see --list-emotions)")  # fmt: skip
+    p.add_argument("--from", dest="via", choices=["bins", "prototype"], default="bins",
+                   help="--emotion through its V-A placement and the bin models (default, the "
+                   "paper), or from its FACS prototype on the model's expression shapes")  # fmt: skip
+    p.add_argument("--au", action="append", metavar="AU=INTENSITY",
+                   help="an action unit, e.g. 12=0.8, or 12R=0.8 for the subject's right side "
+                   "only (repeat: all together make one target)")  # fmt: skip
+    p.add_argument("--list-emotions", action="store_true",
+                   help="list the emotion categories with their V-A placements and AUs")  # fmt: skip
     p.add_argument("--valence", type=float, action="append",
                    help="target valence in [-1, 1]; repeat with --arousal for several targets")  # fmt: skip
     p.add_argument("--arousal", type=float, action="append", help="target arousal in [-1, 1]")
@@ -751,10 +844,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_expression_args(p)
     p.add_argument("--sheet", action="store_true", help="also write a labelled contact sheet "
                    "(with --grid one per photo on V-A axes, else photos x targets)")  # fmt: skip
-    p.add_argument("-o", "--output", type=Path, required=True, help="output image (one photo "
+    p.add_argument("-o", "--output", type=Path, help="output image (one photo "
                    "and one target) or folder (<photo>__v+0.70_a+0.40.png and .json per image)")  # fmt: skip
     _add_force_arg(p)
     p.set_defaults(func=_cmd_synthesize)
+
+    p = sub.add_parser(
+        "animate",
+        help="a V-A trajectory on a photo, as a clip (.mp4 or .gif)",
+        description="Fit the photo once and render each frame at the path's V-A at its time "
+        "(continuous control: the bins' means interpolated), in batches. MP4 needs "
+        'pip install "vafx[video]"; GIF does not.',
+    )
+    p.add_argument("photo", type=Path)
+    p.add_argument("--path", type=Path, help="CSV of time (s), valence, arousal")
+    p.add_argument("--from-va", metavar="V,A", help="start of a straight path")
+    p.add_argument("--to-va", metavar="V,A", help="end of a straight path")
+    p.add_argument("--seconds", type=float, help="duration of a straight path")
+    p.add_argument("--fps", type=float, default=25.0, help="frames per second (default 25)")
+    p.add_argument("--bins", type=Path, help="bin models (default: the model's default models)")
+    p.add_argument("--landmarks", type=Path, help=".pts file (default: detect)")
+    _add_model_arg(p)
+    p.add_argument("--intensity", type=float, default=1.0, help="scales the expression")
+    _add_expression_args(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="clip.mp4 or clip.gif")
+    p.set_defaults(func=_cmd_animate)
 
     p = sub.add_parser(
         "augment",

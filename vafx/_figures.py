@@ -264,6 +264,7 @@ def table_sheet_figure(
     *,
     names: list[str] | None = None,
     captions: list[list[str]] | None = None,
+    headers: list[str] | None = None,
 ) -> Path:
     """A contact sheet of P photos x T targets: the input first, a column per target.
 
@@ -274,6 +275,7 @@ def table_sheet_figure(
         path: output PNG.
         names: P row names.
         captions: per cell, a short caption.
+        headers: T column headers instead of the targets' V-A (categories, action units).
     """
     plt = _pyplot()
     p, t = len(cells), len(cells[0])
@@ -288,9 +290,13 @@ def table_sheet_figure(
             ax.set_ylabel(names[i], fontsize=7)
         for j in range(t):
             ax = fig.add_subplot(gs[i, j + 1])
-            head = f"V {targets[j][0]:+.2f}  A {targets[j][1]:+.2f}\n" if i == 0 else ""
+            if headers is not None:
+                head = f"{headers[j]}\n" if i == 0 else ""
+            else:
+                head = f"V {targets[j][0]:+.2f}  A {targets[j][1]:+.2f}\n" if i == 0 else ""
             _cell(ax, cells[i][j], head + (captions[i][j] if captions else ""), 6.5)
-    fig.suptitle("target valence (V) and arousal (A) per column", fontsize=10)
+    fig.suptitle("target per column" if headers is not None
+                 else "target valence (V) and arousal (A) per column", fontsize=10)  # fmt: skip
     return _save(fig, path)
 
 

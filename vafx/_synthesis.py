@@ -28,6 +28,7 @@ import numpy as np
 
 from ._bins import BinModels, bin_expression
 from ._blend import seamless_clone_batch
+from ._controls import Target, au_deformation, au_weights, find_emotion
 from ._errors import VafxError
 from ._fitting import Fit, FitConfig, fit_landmarks, image_vertices
 from ._judges import halo_measure
@@ -151,7 +152,8 @@ def expression_for(
 
     Args:
         models: :class:`vafx.BinModels`.
-        va: (valence, arousal) in [-1, 1].
+        va: (valence, arousal) in [-1, 1], or a :class:`vafx.Target`; None with
+            ``emotion`` or ``aus``.
         continuous: interpolate the four nearest bins' means bilinearly in
             the V-A plane (bin centres as nodes) instead of the bin's mean.
         intensity: multiplies the deformation.
@@ -287,15 +289,19 @@ def _points(p) -> list:
             for q in np.asarray(p, np.float64)]  # fmt: skip
 
 
-def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo) -> dict:
+def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo, goal=None,
+             weights=None) -> dict:  # fmt: skip
     res = np.asarray(fit.residuals)
+    has_va = bool(np.isfinite(va).all())
     side = dict(
         photo=name,
-        target_va=[float(v) for v in np.asarray(va, np.float32)],
-        label_va=[float(v) for v in label],
-        bin=int(b),
-        bin_status=["fitted", "mean only", "interpolated"][int(models.status[b])],
-        bin_frames=int(models.counts[b]),
+        target_va=[float(v) for v in np.asarray(va, np.float32)] if has_va else None,
+        label_va=[float(v) for v in label] if np.isfinite(label).all() else None,
+        bin=int(b) if b >= 0 else None,
+        bin_status=["fitted", "mean only", "interpolated"][int(models.status[b])]
+        if b >= 0
+        else None,
+        bin_frames=int(models.counts[b]) if b >= 0 else None,
         fit=dict(
             mean_landmark_error_px=float(np.nanmean(res)),
             final_cost=float(np.asarray(fit.cost)[-1]),
@@ -316,6 +322,10 @@ def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo)
         model=model.name,
         bin_models=dict(params=models.meta["params"], gallery=models.meta.get("gallery", "")),
     )
+    if goal is not None and goal.va is None:  # a category or action units
+        side["target"] = goal.describe()
+        if weights is not None:
+            side["model_weights"] = weights
     # strict JSON: a NaN or infinity here is a bug to hear of, not a value to write
     return json.loads(json.dumps(side, allow_nan=False))
 
@@ -326,7 +336,7 @@ def _warn_empty(models: BinModels, bins, va, continuous: bool) -> None:
         return  # interpolated between bin centres by design
     new = [
         (b, v) for b, v in zip(bins, va)
-        if int(models.status[b]) == 2 and (id(models), int(b)) not in _WARNED
+        if b >= 0 and int(models.status[b]) == 2 and (id(models), int(b)) not in _WARNED
     ]  # fmt: skip
     for b, _ in new:
         _WARNED.add((id(models), int(b)))
@@ -337,6 +347,35 @@ def _warn_empty(models: BinModels, bins, va, continuous: bool) -> None:
             ", ".join(f"({v[0]:+.2f}, {v[1]:+.2f})" for _, v in new[:4]),
             sorted({int(b) for b, _ in new}),
         )
+
+
+def _one_target(va, emotion, aus, via) -> Target:
+    if isinstance(va, Target):
+        if emotion is not None or aus is not None:
+            raise ValueError("give a Target, or emotion / aus, not both")
+        return va
+    if va is not None and (emotion is not None or aus is not None):
+        raise ValueError("give one of va, emotion or aus")
+    return Target(va=None if va is None else tuple(np.asarray(va, np.float32).tolist()),
+                  emotion=emotion, aus=aus, via=via)  # fmt: skip
+
+
+def _targets(targets) -> list[Target]:
+    """Targets as a list of checked :class:`vafx.Target` (V-A pairs become Target(va=...))."""
+    if isinstance(targets, Target):
+        targets = [targets]
+    if isinstance(targets, np.ndarray) or (
+        isinstance(targets, (list, tuple))
+        and targets
+        and not any(isinstance(t, Target) for t in targets)
+    ):
+        va = np.asarray(targets, np.float32)
+        if va.ndim != 2 or va.shape[1] != 2 or len(va) == 0:
+            raise ValueError(f"targets: expected (T, 2) valence-arousal pairs, got {va.shape}")
+        return [Target(va=tuple(v)).checked() for v in va]
+    if not isinstance(targets, (list, tuple)) or not targets:
+        raise ValueError("targets: expected (T, 2) valence-arousal pairs or a list of vafx.Target")
+    return [(t if isinstance(t, Target) else Target(va=tuple(t))).checked() for t in targets]
 
 
 def _check_photos(photos, names) -> np.ndarray:
@@ -396,9 +435,7 @@ def synthesize_batch(
     img = _check_photos(img, names)
     if len(names) != b:
         raise ValueError(f"names: expected {b}, got {len(names)}")
-    va = np.asarray(targets, np.float32)
-    if va.ndim != 2 or va.shape[1] != 2 or len(va) == 0:
-        raise ValueError(f"targets: expected (T, 2) valence-arousal pairs, got {va.shape}")
+    goals = _targets(targets)
     if fits is None:
         if landmarks is None:
             landmarks = np.stack([detect_landmarks(x, name=n) for x, n in zip(img, names)])
@@ -409,13 +446,25 @@ def synthesize_batch(
 
         check_fits(fits, np.asarray(fits.landmarks), names=names, max_error=None)
     key = jax.random.key(config.seed) if config.sample else None
-    exprs = [
-        expression_for(models, v, continuous=config.continuous, intensity=config.intensity,
-                       sample=config.sample, key=key)
-        for v in va
-    ]  # fmt: skip
+    va = np.full((len(goals), 2), np.nan, np.float32)  # the V-A asked for (NaN: none)
+    exprs, weights = [], []
+    for j, g in enumerate(goals):
+        if g.va is not None or (g.emotion is not None and g.via == "bins"):
+            va[j] = g.va if g.va is not None else find_emotion(g.emotion).va
+            d, bin_, lab = expression_for(models, va[j], continuous=config.continuous,
+                                          intensity=config.intensity, sample=config.sample,
+                                          key=key)  # fmt: skip
+            exprs.append((full_deformation(model, models, d), bin_, lab))
+            weights.append(None)
+        else:  # action units on the model's own shapes
+            aus = find_emotion(g.emotion).aus if g.emotion is not None else g.aus
+            w = au_weights(model, aus)
+            lab = find_emotion(g.emotion).va if g.emotion is not None else (np.nan, np.nan)
+            exprs.append((config.intensity * au_deformation(model, aus), -1, lab))
+            names_e = model.expression_names
+            weights.append({names_e[i]: round(float(w[i]), 4) for i in np.nonzero(w)[0]})
     _warn_empty(models, [e[1] for e in exprs], va, config.continuous)
-    deform = np.stack([full_deformation(model, models, e[0]) for e in exprs])[None]
+    deform = np.stack([e[0] for e in exprs])[None]
     if config.expression == "replace":
         deform = deform - np.asarray(fitted_expression(model, fits))[:, None]
     if not np.isfinite(deform).all():
@@ -476,7 +525,7 @@ def synthesize_batch(
         removed = _removed(model, fit_i, config)
         sidecars.append([
             _sidecar(names[i], va[j], labels[j], bins[j], models, model, fit_i, config, removed,
-                     (lm0[i], lm1[i, j]), halos[i * t + j])
+                     (lm0[i], lm1[i, j]), halos[i * t + j], goals[j], weights[j])
             for j in range(t)
         ])  # fmt: skip
     return SynthesisBatch(out, labels, bins, fits, sidecars)
@@ -493,6 +542,9 @@ def synthesize(
     config: SynthesisConfig = SynthesisConfig(),
     name: str = "photo",
     force: bool = False,
+    emotion: str | None = None,
+    aus=None,
+    via: str = "bins",
 ) -> SynthesisResult:
     """A neutral photo and a target (valence, arousal) in; the same person with that affect out.
 
@@ -506,9 +558,14 @@ def synthesize(
         config: :class:`SynthesisConfig`.
         name: the photo's name for messages and the sidecar.
         force: as :func:`synthesize_batch`.
+        emotion: a category (``vafx synthesize --list-emotions``), instead of ``va``.
+        aus: action units ({12: 0.8, ("R", 6): 0.5} or ["12=0.8", "6R=0.5"]), instead of ``va``.
+        via: for ``emotion``: "bins" (its V-A placement through the bin models)
+            or "prototype" (its FACS prototype on the model's expression shapes).
 
     Returns:
-        :class:`SynthesisResult`.
+        :class:`SynthesisResult`; its label is the bin's (or the category's
+        placement; NaN for action units), its bin -1 without one.
     """
     img = np.asarray(photo)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
@@ -516,7 +573,7 @@ def synthesize(
     if fit is None and landmarks is None:
         landmarks = detect_landmarks(img[..., :3], name=name)
     res = synthesize_batch(
-        img[None], np.asarray(va, np.float32)[None], models, model,
+        img[None], [_one_target(va, emotion, aus, via)], models, model,
         landmarks=None if landmarks is None else np.asarray(landmarks, np.float32)[None],
         fits=None if fit is None else jax.tree.map(lambda x: np.asarray(x)[None], fit),
         config=config, names=[name], force=force,

@@ -58,8 +58,38 @@ def read_targets(path: str | os.PathLike) -> np.ndarray:
 
 
 def output_name(photo: str | os.PathLike, va, suffix: str = ".png") -> str:
-    """``<stem>__v+0.70_a+0.40.png``: the file name of a photo's result at a target."""
-    return f"{Path(photo).stem}__v{float(va[0]):+.2f}_a{float(va[1]):+.2f}{suffix}"
+    """The file name of a photo's result at a target.
+
+    ``<stem>__v+0.70_a+0.40.png`` for a V-A pair; ``<stem>__happiness.png``
+    (``__happiness_prototype`` through its prototype) for a category;
+    ``<stem>__au12R-1.00_au26-0.50.png`` for action units.
+    """
+    from ._controls import Target
+
+    stem = Path(photo).stem
+    if isinstance(va, Target) and va.va is None:
+        if va.emotion is not None:
+            tail = va.emotion.replace(" ", "_") + ("_prototype" if va.via == "prototype" else "")
+        else:
+            parts = []
+            for key, value in va.aus.items():
+                side, au = key if isinstance(key, tuple) else ("", key)
+                parts.append(f"au{au}{side}-{float(value):.2f}")
+            tail = "_".join(parts)
+        return f"{stem}__{tail}{suffix}"
+    if isinstance(va, Target):
+        va = va.va
+    return f"{stem}__v{float(va[0]):+.2f}_a{float(va[1]):+.2f}{suffix}"
+
+
+def _header(target) -> str:
+    """A sheet's column header for a target."""
+    if target.emotion is not None:
+        return target.emotion + (" (prototype)" if target.via == "prototype" else "")
+    if target.aus is not None:
+        return " ".join(f"AU{k[1]}{k[0]}={v:g}" if isinstance(k, tuple) else f"AU{k}={v:g}"
+                        for k, v in target.aus.items())  # fmt: skip
+    return f"V {target.va[0]:+.2f}  A {target.va[1]:+.2f}"
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
@@ -105,7 +135,8 @@ def synthesize_files(
 
     Args:
         photos: P photo files.
-        targets: float[T, 2] (valence, arousal).
+        targets: float[T, 2] (valence, arousal), or a list of :class:`vafx.Target`
+            (V-A pairs, emotion categories, action units).
         out: an image file when P = T = 1 and it ends in an image suffix;
             else a folder for ``<stem>__v+0.70_a+0.40.png`` and sidecars.
         models: :class:`vafx.BinModels`.
@@ -145,7 +176,11 @@ def synthesize_files(
     dup = {s for s in stems if stems.count(s) > 1}
     if dup:
         raise ValueError(f"photos with the same name would overwrite each other: {sorted(dup)}")
-    va = np.asarray(targets, np.float32).reshape(-1, 2)
+    from ._synthesis import _targets
+
+    goals = _targets(targets)
+    va = goals  # indexed per target below
+    plain = all(g.va is not None for g in goals)
     out = Path(out)
     single_file = len(photos) == 1 and len(va) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
     folder = out.parent if single_file else out
@@ -223,18 +258,21 @@ def synthesize_files(
                     crops[i] = face_box(fit_lm[bi], images[i].shape[:2])
                 for tj in range(res.images.shape[1]):
                     j = j0 + tj
-                    path = out if single_file else folder / output_name(photos[i], va[j])
+                    path = out if single_file else folder / output_name(photos[i], goals[j])
                     _write_image(path, res.images[bi, tj])
                     side = dict(res.sidecars[bi][tj], photo=str(photos[i]), output=path.name)
                     atomic_write_text(path.with_suffix(".json"), json.dumps(side, indent=1))
                     written.append(path)
                     lab = res.labels[tj]
-                    results.append(dict(photo=str(photos[i]), target=va[j].tolist(),
+                    results.append(dict(photo=str(photos[i]), target=goals[j].describe(),
                                         bin=int(res.bins[tj]), label=lab.tolist(),
                                         output=str(path)))  # fmt: skip
                     if sheet:
                         cells[i][j] = res.images[bi, tj][crops[i]]
-                        captions[i][j] = f"bin {int(res.bins[tj])} ({lab[0]:+.2f}, {lab[1]:+.2f})"
+                        captions[i][j] = (
+                            f"bin {int(res.bins[tj])} ({lab[0]:+.2f}, {lab[1]:+.2f})"
+                            if res.bins[tj] >= 0 else "model shapes"
+                        )  # fmt: skip
                     done += 1
                     if progress is not None:
                         progress(done, total)
@@ -255,8 +293,10 @@ def synthesize_files(
         elif any(c is not None for c in crops):
             kept = [i for i in range(len(photos)) if crops[i] is not None]
             sheets.append(table_sheet_figure(
-                [images[i][crops[i]] for i in kept], [cells[i] for i in kept], va,
+                [images[i][crops[i]] for i in kept], [cells[i] for i in kept],
+                np.array([g.va if g.va is not None else (np.nan, np.nan) for g in goals]),
                 folder / "sheet.png", names=[photos[i].name for i in kept],
                 captions=[captions[i] for i in kept],
+                headers=None if plain else [_header(g) for g in goals],
             ))  # fmt: skip
     return dict(images=written, sheets=sheets, results=results, skipped=skipped)
