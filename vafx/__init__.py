@@ -7,6 +7,7 @@ kernels are in :mod:`vafx.kernels`.
 from . import kernels
 from ._animate import Clip, animate, linear_path, read_path, smoothness, write_clip
 from ._augment import augment
+from ._augment import merge as merge_augment
 from ._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
 from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
 from ._controls import Target, emotions, parse_aus
@@ -112,6 +113,7 @@ __all__ = [
     "FitConfig",
     "fit_landmarks",
     "Target",
+    "merge_augment",
     "Clip",
     "animate",
     "linear_path",

@@ -47,7 +47,8 @@ from ._version import __version__
 __all__ = ["augment"]
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-OUTPUTS = ("images", "labels.csv", "skipped.csv", "manifest.json", "run.json")
+OUTPUTS = ("images", "labels.csv", "skipped.csv", "manifest.json", "run.json", "shards")
+SHARDS = "shards"  # a --shard K/N process's record of its part (removed by merge)
 
 
 def _sha(path: Path) -> str:
@@ -114,12 +115,20 @@ def _differences(old: dict, new: dict) -> list[str]:
     return out
 
 
-def _prepare(out: Path, record: dict, overwrite: bool) -> None:
-    """Make OUT hold this run: refuse another run's outputs, or clear them with overwrite."""
+def _prepare(out: Path, record: dict, overwrite: bool, sharded: bool = False) -> None:
+    """Make OUT hold this run: refuse another run's outputs, or clear them with overwrite.
+
+    Shards of one run write the same run.json (equal bytes, atomically), so they
+    may start in any order and at once.
+    """
     run = out / "run.json"
     if out.exists() and not out.is_dir():
         raise DataFileError(out, "exists and is not a folder")
     existing = [n for n in OUTPUTS if (out / n).exists()]
+    if sharded:
+        existing = [n for n in existing if n not in ("images", SHARDS, "run.json")] + (
+            ["run.json"] if run.exists() else []
+        )
     if existing and not overwrite:
         try:
             old = json.loads(run.read_text())
@@ -142,12 +151,20 @@ def _prepare(out: Path, record: dict, overwrite: bool) -> None:
             elif p.exists():
                 p.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    # leftovers of writes a kill interrupted (atomic_path's temporary names)
-    for folder in (out, out / "images"):
-        if folder.is_dir():
-            for p in folder.glob(".*.part"):
-                p.unlink()
+    # leftovers of writes a kill interrupted (atomic_path's temporary names); a shard
+    # removes only its own photos' (other shards may be writing now), before each photo
+    if not sharded:
+        _remove_leftovers(out)
     atomic_write_text(run, json.dumps(record, indent=1, sort_keys=True))
+
+
+def _remove_leftovers(out: Path, stem: str | None = None) -> None:
+    folders = (out / "images",) if stem is not None else (out, out / "images")
+    pattern = f".{stem}__b*.part" if stem is not None else ".*.part"
+    for folder in folders:
+        if folder.is_dir():
+            for p in folder.glob(pattern):
+                p.unlink(missing_ok=True)
 
 
 def _kept(img_dir: Path, stem: str) -> bool:
@@ -181,6 +198,8 @@ def augment(
     batch: int = 16,
     overwrite: bool = False,
     force: bool = False,
+    shard: tuple[int, int] | None = None,
+    devices=None,
 ) -> dict:
     """Synthesize every photo at every chosen bin's V-A label.
 
@@ -201,6 +220,15 @@ def augment(
         overwrite: replace the outputs of another run in ``out`` (else refused).
         force: keep fits that fail :func:`vafx.check_fits` (else such photos
             are skipped with the reason).
+        shard: (K, N): do only part K of N of the work (the photos whose
+            position in the sorted list is K - 1 modulo N), for N independent
+            processes (a SLURM array, several hosts); each writes only its own
+            images and a record in ``OUT/shards/``; :func:`merge` (``vafx
+            augment merge OUT``) then writes the tables and the manifest. The
+            union of the N shards equals one run's output, file for file.
+        devices: the local devices to spread the photos over (default: all);
+            device d takes photos d, d + D, ... in a thread of its own, with its
+            own copy of the model. One device: the sequential loop.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -240,20 +268,39 @@ def augment(
         raise ValueError(f"bins {bad} are outside 0..{models.num_bins - 1}")
     if not photos:
         raise ValueError("photos: none given (or the folder holds no images)")
+    if shard is not None:
+        k, n = (int(x) for x in shard)
+        if not (n >= 1 and 1 <= k <= n):
+            raise ValueError(f"shard: K/N with 1 <= K <= N, got {k}/{n}")
+        if overwrite:
+            raise ValueError("shard: --overwrite would delete the other shards' outputs")
     record = _run_record(photos, bins, models, model, config, batch, landmarks_dir, subjects)
-    _prepare(out, record, overwrite)
+    _prepare(out, record, overwrite, shard is not None)
+    mine = photos if shard is None else photos[k - 1 :: n]
     img_dir = out / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
-    total = len(photos) * len(bins)
-    done = 0
+    import threading
+
+    import jax
+
+    total = len(mine) * len(bins)
+    lock = threading.Lock()
+    state = {"done": 0}
     skipped = []
-    for photo in photos:
+
+    def advance(n: int) -> None:
+        with lock:
+            state["done"] += n
+            if progress:
+                progress(state["done"], total)
+
+    def one_photo(photo: Path, model=model) -> None:
+        if shard is not None:
+            _remove_leftovers(out, photo.stem)
         todo = [b for b in bins if not _kept(img_dir, f"{photo.stem}__b{b:03d}")]
         if not todo:
-            done += len(bins)
-            if progress:
-                progress(done, total)
-            continue
+            advance(len(bins))
+            return
         try:
             img = read_photo(photo)
             if landmarks_dir is not None:
@@ -266,19 +313,18 @@ def augment(
                                  FitConfig(camera=config.camera), names=[str(photo)],
                                  check=not force)  # fmt: skip
         except (NoFaceError, DataFileError, FitError) as e:
-            skipped.append((str(photo), str(e)))
-            done += len(bins)
-            if progress:
-                progress(done, total)
-            continue
+            with lock:
+                skipped.append((str(photo), str(e)))
+            advance(len(bins))
+            return
         # chunks of `batch` bins per compiled call, a fixed partition of `bins` (so that
         # a resumed run computes every image in the same company, bit for bit); the
         # last is padded (repeating its last bin) so one compiled program serves all
         size = min(batch, len(bins))
-        for k in range(0, len(bins), size):
-            chunk = bins[k : k + size]
+        for c0 in range(0, len(bins), size):
+            chunk = bins[c0 : c0 + size]
             if not any(b in todo for b in chunk):
-                done += len(chunk)
+                advance(len(chunk))
                 continue
             padded = chunk + [chunk[-1]] * (size - len(chunk))
             res = synthesize_batch(img[None], models.labels[padded], models, model, fits=fits,
@@ -298,11 +344,40 @@ def augment(
                 atomic_write_text(
                     img_dir / f"{stem}.json", json.dumps(side, indent=1, sort_keys=True)
                 )
-            done += len(chunk)
-            if progress:
-                progress(done, total)
+            advance(len(chunk))
 
-    # rebuild the tables from the sidecars: a resumed run ends with the same files
+    devs = list(jax.local_devices() if devices is None else devices)
+    if len(devs) <= 1:
+        for photo in mine:
+            one_photo(photo)
+    else:
+        # photos spread over the devices: device d takes photos d, d + D, ... with its own
+        # copy of the face model; each photo's work is the single-device program on its
+        # device, so every file is the one a single device writes
+        from concurrent.futures import ThreadPoolExecutor
+
+        def on_device(d: int) -> None:
+            with jax.default_device(devs[d]):
+                local = jax.device_put(model, devs[d])
+                for photo in mine[d :: len(devs)]:
+                    one_photo(photo, local)
+
+        with ThreadPoolExecutor(len(devs)) as pool:
+            for f in [pool.submit(on_device, d) for d in range(len(devs))]:
+                f.result()
+
+    if shard is not None:
+        k, n = shard
+        record = dict(shard=[k, n], photos=[p.name for p in mine], skipped=sorted(skipped),
+                      complete=True)  # fmt: skip
+        atomic_write_text(out / SHARDS / f"{k}-of-{n}.json", json.dumps(record, indent=1))
+        return dict(shard=[k, n], photos=len(mine), skipped=len(skipped))
+    return _finish(out, photos, bins, skipped, config)
+
+
+def _finish(out: Path, photos, bins, skipped, config) -> dict:
+    """Tables and manifest, rebuilt from the sidecars: a resumed run ends with the same files."""
+    img_dir = out / "images"
     rows = []
     for photo in photos:
         for b in bins:
@@ -320,11 +395,12 @@ def augment(
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
     w.writerow(["photo", "reason"])
-    w.writerows(sorted(skipped))
+    w.writerows(sorted(tuple(x) for x in skipped))
     atomic_write_text(out / "skipped.csv", text.getvalue())
     files = sorted(
         p for p in out.rglob("*")
         if p.is_file() and p.name != "manifest.json" and not p.name.endswith(".part")
+        and SHARDS not in p.relative_to(out).parts
     )  # fmt: skip
     manifest = dict(
         vafx=__version__,
@@ -336,4 +412,66 @@ def augment(
         files={p.relative_to(out).as_posix(): _sha(p) for p in files},
     )
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
+
+
+def merge(out: str | os.PathLike, photos=None) -> dict:
+    """Finish a run made by ``--shard K/N`` processes: tables and manifest from all N shards.
+
+    Checks that every shard finished (its record in ``OUT/shards/``) and that
+    every kept image matches its sidecar's hash; then writes ``labels.csv``,
+    ``skipped.csv`` and the manifest exactly as one run would, and removes the
+    shard records, so the folder holds the files of a single run.
+
+    Args:
+        out: the output folder the shards wrote into.
+        photos: the photos of the run (default: the run's photo folder is not
+            known to the folder; the names in ``run.json`` are matched against
+            the sidecars).
+
+    Raises:
+        VafxError: a shard missing or unfinished, or broken images.
+    """
+    from ._synthesis import SynthesisConfig
+
+    out = Path(out)
+    try:
+        run = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        raise DataFileError(out / "run.json", "missing or unreadable: not an augmentation folder")
+    records = sorted((out / SHARDS).glob("*-of-*.json"))
+    if not records:
+        raise VafxError(f"{out}: no shard records in {SHARDS}/: nothing to merge")
+    got = [json.loads(p.read_text()) for p in records]
+    n = got[0]["shard"][1]
+    have = {r["shard"][0] for r in got if r["shard"][1] == n and r.get("complete")}
+    missing = sorted(set(range(1, n + 1)) - have)
+    if missing:
+        raise VafxError(
+            f"{out}: shards {missing} of {n} have not finished; run them (again) before merging"
+        )
+    names = sorted(run["inputs"])
+    sources = {}
+    for side in (out / "images").glob("*.json"):
+        try:
+            sources.setdefault(Path(json.loads(side.read_text())["photo"]).name,
+                               json.loads(side.read_text())["photo"])  # fmt: skip
+        except (OSError, ValueError, KeyError):
+            continue
+    skipped = [tuple(x) for r in got for x in r["skipped"]]
+    for photo, _ in skipped:
+        sources.setdefault(Path(photo).name, photo)
+    order = [Path(sources.get(nm, nm)) for nm in names]
+    if photos is not None:
+        order = [Path(p) for p in photos]
+    bins = run["bins"]
+    broken = [f"{p.stem}__b{b:03d}" for p in order for b in bins
+              if (out / "images" / f"{p.stem}__b{b:03d}.json").exists()
+              and not _kept(out / "images", f"{p.stem}__b{b:03d}")]  # fmt: skip
+    if broken:
+        raise VafxError(f"{out}: broken outputs {broken[:3]} removed; re-run their shard")
+    config = SynthesisConfig(**run["config"])
+    _remove_leftovers(out)
+    manifest = _finish(out, order, bins, skipped, config)
+    shutil.rmtree(out / SHARDS)
     return manifest

@@ -134,6 +134,22 @@ def _interpolate_empty(means, labels, status, grid):
         labels[b] = centres[b]
 
 
+def _bin_mesh(devices):
+    """A 1-D mesh ``("bins",)`` over the devices, or None for one device."""
+    from jax.sharding import Mesh
+
+    if isinstance(devices, Mesh):
+        if devices.devices.ndim != 1:
+            raise ValueError(f"devices: a 1-D mesh, got axes {devices.axis_names}")
+        mesh = Mesh(devices.devices, ("bins",))
+    else:
+        devs = list(jax.local_devices() if devices is None else devices)
+        if not devs:
+            raise ValueError("devices: none given")
+        mesh = Mesh(np.array(devs), ("bins",))
+    return None if mesh.size == 1 else mesh
+
+
 def fit_bins(
     gallery,
     params: SplocsParams = SplocsParams(),
@@ -145,6 +161,7 @@ def fit_bins(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     splocs: bool = True,
+    devices=None,
 ) -> BinModels:
     """Fit the per-bin models of a gallery.
 
@@ -163,6 +180,12 @@ def fit_bins(
         splocs: False: the bins' means and labels only (status MEAN_ONLY for
             every bin with data), in seconds; all that synthesis from bin means
             needs, without sampling (``SynthesisConfig(sample=True)``).
+        devices: the devices that share each chunk of bins (a list of
+            ``jax.Device``, or a 1-D ``jax.sharding.Mesh``); None: all local
+            devices. With D devices a chunk's bins are split D ways along the
+            vmapped axis (``NamedSharding`` over a mesh axis ``"bins"``) and
+            padded to a multiple of D (the padding repeats the chunk's last bin
+            and is dropped). One device: exactly the single-device program.
 
     Returns:
         :class:`BinModels`.
@@ -209,7 +232,10 @@ def fit_bins(
         for i in range(0, len(bins), size):
             groups.append((fb, bins[i : i + size], size))
     fit = jax.jit(jax.vmap(lambda x, m: splocs_fit(x, m, graph, params)))
+    mesh = _bin_mesh(devices)
+    nd = 1 if mesh is None else mesh.size
     for gi, (fb, bins, size) in enumerate(groups):
+        size = -(-size // nd) * nd  # a multiple of the devices
         x = np.zeros((size, fb, n, 3), np.float32)
         mask = np.zeros((size, fb), bool)
         scales = np.ones(size, np.float32)
@@ -226,7 +252,15 @@ def fit_bins(
             x[j, :m] /= scales[j]
             mask[j, :m] = True
             fitted[b] = m
-        state = jax.device_get(fit(jnp.asarray(x), jnp.asarray(mask)))
+        if len(bins) < size:  # padding: the last bin again (discarded below)
+            x[len(bins) :], mask[len(bins) :] = x[len(bins) - 1], mask[len(bins) - 1]
+        if mesh is None:
+            state = jax.device_get(fit(jnp.asarray(x), jnp.asarray(mask)))
+        else:
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            spread = NamedSharding(mesh, PartitionSpec("bins"))
+            state = jax.device_get(fit(jax.device_put(x, spread), jax.device_put(mask, spread)))
         for j, b in enumerate(bins):
             comps[b] = state.components[j] * scales[j]
             w = state.weights[j][mask[j]]

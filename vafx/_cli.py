@@ -245,6 +245,17 @@ def _cmd_gallery_stats(args) -> int:
     return 0
 
 
+def _say_devices(what: str) -> None:
+    """Print which devices a command uses (stderr)."""
+    import jax
+
+    devs = jax.local_devices()
+    kinds = sorted({d.device_kind for d in devs})
+    print(f"vafx: {what} {len(devs)} {jax.default_backend()} device(s) ({', '.join(kinds)})"
+          + (f", process {jax.process_index()} of {jax.process_count()}"
+             if jax.process_count() > 1 else ""), file=sys.stderr)  # fmt: skip
+
+
 def _cmd_bins_fit(args) -> int:
     from ._bins import fit_bins, save_bin_models
     from ._gallery._store import open_gallery
@@ -252,6 +263,7 @@ def _cmd_bins_fit(args) -> int:
 
     g = open_gallery(args.gallery)
     print(g, file=sys.stderr)
+    _say_devices("bins are split over")
     params = SplocsParams(
         num_components=args.components,
         num_iters=args.iters,
@@ -527,10 +539,28 @@ def _cmd_bins_default(args) -> int:
 
 
 def _cmd_augment(args) -> int:
-    from ._augment import augment
+    from ._augment import augment, merge
     from ._model._resolve import load_model
     from ._synthesis import SynthesisConfig
 
+    if args.photos and str(args.photos[0]) == "merge":
+        if len(args.photos) != 2:
+            raise ValueError("usage: vafx augment merge OUT_DIR")
+        man = merge(args.photos[1])
+        print(f"{man['images']} images in {args.photos[1]}; {man['skipped']} photo(s) skipped "
+              "(see skipped.csv); shards merged")  # fmt: skip
+        return 0
+    if len(args.photos) != 1:
+        raise ValueError("augment: one folder of photos (or: vafx augment merge OUT_DIR)")
+    if args.output is None:
+        raise ValueError("augment: -o/--output is required")
+    shard = None
+    if args.shard is not None:
+        try:
+            k, n = (int(x) for x in args.shard.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard: K/N such as 2/8, got {args.shard!r}") from None
+        shard = (k, n)
     bins = None
     if args.bin_list != "all":
         try:
@@ -544,13 +574,18 @@ def _cmd_augment(args) -> int:
             raise ValueError(f"--bin-list: bin {', '.join(map(str, twice))} listed more than once")
     model = load_model(args.model)
     models = _bin_models_for(args, model)
+    _say_devices("augment runs on")
     cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed,
                           expression=args.expression, shade=not args.no_shade)  # fmt: skip
     man = augment(
-        args.photos, args.output, models, model, bins=bins,
+        args.photos[0], args.output, models, model, bins=bins,
         landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"), batch=args.batch,
-        overwrite=args.overwrite, force=args.force,
+        overwrite=args.overwrite, force=args.force, shard=shard,
     )  # fmt: skip
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]}: {man['photos']} photo(s) done, {man['skipped']} "
+              f"skipped; when all {shard[1]} are done: vafx augment merge {args.output}")  # fmt: skip
+        return 0
     print(
         f"{man['images']} images in {args.output}; {man['skipped']} photo(s) skipped (see skipped.csv)"
     )
@@ -877,7 +912,11 @@ def build_parser() -> argparse.ArgumentParser:
         "label. Writes images with JSON sidecars, labels.csv, skipped.csv and manifest.json. "
         "Interrupted runs resume: run the same command again.",
     )
-    p.add_argument("photos", type=Path, help="folder of photos")
+    p.add_argument("photos", type=Path, nargs="+", metavar="PHOTOS",
+                   help="folder of photos (or: merge OUT_DIR, after --shard runs)")  # fmt: skip
+    p.add_argument("--shard", metavar="K/N",
+                   help="do part K of N (photos K, K+N, ...): for N independent processes; "
+                   "then `vafx augment merge OUT_DIR`")  # fmt: skip
     p.add_argument("--bins", type=Path,
                    help="bin models from `vafx bins fit` (default: the model's default models)")  # fmt: skip
     p.add_argument("--bin-list", default="all", help="'all' (bins with data) or e.g. 45,46,87")
@@ -893,7 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of a run with other settings in the folder")  # fmt: skip
     _add_force_arg(p)
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("-o", "--output", type=Path, help="output folder")
     p.set_defaults(func=_cmd_augment)
 
     pe = sub.add_parser("evaluate", help="the paper's evaluation protocols")

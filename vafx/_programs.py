@@ -236,7 +236,10 @@ def persistent(fun=None, *, static_argnames: tuple[str, ...] = ()):
         dynamic, static = split(args, kwargs)
         leaves, tree = jax.tree.flatten(dynamic)
         structs = tuple(_struct(x) for x in leaves)
-        mkey = (tree, tuple((s.shape, s.dtype) for s in structs), tuple(sorted(static.items())))
+        # compiled for the default device, which `jax.default_device` sets per thread
+        device = str(jax.config.jax_default_device)
+        mkey = (tree, tuple((s.shape, s.dtype) for s in structs), tuple(sorted(static.items())),
+                device)  # fmt: skip
         with _LOCK:
             prog = memo.get(mkey)
             if prog is None:

@@ -349,6 +349,34 @@ def _warn_empty(models: BinModels, bins, va, continuous: bool) -> None:
         )
 
 
+def _spread(img, goals, models, model, landmarks, fits, config, names, force, devs):
+    """:func:`synthesize_batch` with the photos split over devices (threads), then joined."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    groups = [g for g in np.array_split(np.arange(len(img)), len(devs)) if len(g)]
+
+    def run(i):
+        g, dev = groups[i], devs[i]
+        with jax.default_device(dev):
+            return synthesize_batch(
+                img[g], goals, models, jax.device_put(model, dev),
+                landmarks=None if landmarks is None else np.asarray(landmarks)[g],
+                fits=None if fits is None else jax.tree.map(lambda x: np.asarray(x)[g], fits),
+                config=config, names=[names[k] for k in g], force=force, devices=[dev],
+            )  # fmt: skip
+
+    with ThreadPoolExecutor(len(groups)) as pool:
+        parts = list(pool.map(run, range(len(groups))))
+    host = [jax.device_get(p.fits) for p in parts]
+    return SynthesisBatch(
+        np.concatenate([p.images for p in parts]),
+        parts[0].labels,
+        parts[0].bins,
+        jax.tree.map(lambda *x: np.concatenate(x), *host),
+        [s for p in parts for s in p.sidecars],
+    )
+
+
 def _one_target(va, emotion, aus, via) -> Target:
     if isinstance(va, Target):
         if emotion is not None or aus is not None:
@@ -399,6 +427,7 @@ def synthesize_batch(
     config: SynthesisConfig = SynthesisConfig(),
     names=None,
     force: bool = False,
+    devices=None,
 ) -> SynthesisBatch:
     """B photos of one size, each synthesized at T target V-A pairs.
 
@@ -421,6 +450,12 @@ def synthesize_batch(
         force: accept fits that fail :func:`vafx.check_fits` (a landmark
             error far above a good fit's); landmarks that cannot belong to
             the photo are refused all the same.
+        devices: local devices to spread the photos over (default: all). With
+            D > 1 devices and B > 1 photos, the photos are split into D
+            contiguous groups, each synthesized on its device (in a thread,
+            with its own copy of the model); every image equals the one-device
+            result up to the rounding that a batch's composition allows (as
+            for batch against single calls).
 
     Returns:
         :class:`SynthesisBatch`.
@@ -436,6 +471,9 @@ def synthesize_batch(
     if len(names) != b:
         raise ValueError(f"names: expected {b}, got {len(names)}")
     goals = _targets(targets)
+    devs = list(jax.local_devices() if devices is None else devices)
+    if len(devs) > 1 and b > 1:
+        return _spread(img, goals, models, model, landmarks, fits, config, names, force, devs)
     if fits is None:
         if landmarks is None:
             landmarks = np.stack([detect_landmarks(x, name=n) for x, n in zip(img, names)])
