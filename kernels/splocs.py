@@ -207,12 +207,26 @@ def prox_l1l2(x: Array, lam: Array, beta) -> Array:
 
     Returns:
         ``x[v] * max(0, 1 - beta lam[v] / ||x[v]||)``: groups with norm at most
-        ``beta lam`` become exactly zero.
+        ``beta lam`` become exactly zero; with ``beta lam[v] = 0`` the group
+        comes back unchanged, however small (the norm is taken of the group
+        scaled by its largest entry, so it neither underflows nor flushes to
+        zero). Differentiable everywhere: at an all-zero group the derivative
+        is 0 where the threshold is positive (the operator is zero around it)
+        and the identity where it is 0.
     """
-    norm = jnp.sqrt(jnp.sum(x * x, axis=-1))
-    safe = jnp.where(norm > 0, norm, 1.0)
-    shrink = jnp.where(norm > 0, jnp.maximum(0.0, 1.0 - beta * lam / safe), 0.0)
-    return x * shrink[..., None]
+    t = beta * lam
+    m = jnp.max(jnp.abs(x), axis=-1)
+    nonzero = m > 0
+    ms = jnp.where(nonzero, m, 1.0)
+    y = x / ms[..., None]
+    sq = jnp.sum(y * y, axis=-1)  # >= 1 on non-zero groups: its square root is smooth
+    norm = ms * jnp.sqrt(jnp.where(nonzero, sq, 1.0))
+    shrink = jnp.maximum(0.0, 1.0 - t / norm)
+    shrink = jnp.where(nonzero, shrink, jnp.where(t > 0, 0.0, 1.0))
+    # a zero threshold selects x itself: no arithmetic, so even values a flush-to-zero
+    # CPU mode would zero (float32 subnormals) come back bit for bit
+    keep = jnp.broadcast_to((t == 0)[..., None], x.shape)
+    return jnp.where(keep, x, x * shrink[..., None].astype(x.dtype))
 
 
 class SplocsParams(NamedTuple):

@@ -171,3 +171,52 @@ def test_geodesic_table_equals_dijkstra_and_the_graph_search():
     geo = geodesic_table(V, FACES, P.support_max)  # must reach support_max
     b = splocs_fit(jnp.asarray(x, jnp.float32), jnp.ones(30, bool), geo, P)
     np.testing.assert_allclose(np.asarray(b.components), np.asarray(a.components), atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.just(3)),
+               elements=st.floats(-1e3, 1e3) | st.sampled_from([0.0, 1e-30, -1e-20, 1e-38])),
+    st.floats(0, 3),
+)  # fmt: skip
+def test_prox_with_zero_threshold_is_the_identity_for_every_finite_input(dtype, x, beta):
+    """Rows whose squared norm underflows (1e-30) or flushes to zero (1e-20) come back as they are."""
+    with jax.enable_x64(dtype == np.float64):
+        xx = jnp.asarray(x, dtype)
+        out = np.asarray(prox_l1l2(xx, jnp.zeros(x.shape[0], dtype), beta))
+        np.testing.assert_array_equal(out, np.asarray(xx))
+        # idempotent on the zero threshold, and on any threshold once shrunk below it
+        np.testing.assert_array_equal(
+            np.asarray(prox_l1l2(jnp.asarray(out), jnp.zeros(x.shape[0], dtype), beta)), out
+        )
+
+
+def test_prox_of_tiny_rows_keeps_them():
+    for v in (1e-30, 1e-20, 1e-38):
+        x = jnp.full((2, 3), v, jnp.float32)
+        assert (np.asarray(prox_l1l2(x, jnp.zeros(2, jnp.float32), 1.0)) == np.float32(v)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prox_gradient_at_a_zero_row_is_defined(dtype):
+    with jax.enable_x64(dtype == np.float64):
+        x = jnp.zeros((1, 3), dtype)
+        for lam, want in ((1.0, np.zeros((3, 3))), (0.0, np.eye(3))):
+            jac = jax.jacobian(lambda z: prox_l1l2(z, jnp.full(1, lam, dtype), 0.5)[0])(x)[:, 0]
+            assert np.isfinite(np.asarray(jac)).all()
+            np.testing.assert_array_equal(np.asarray(jac), want)
+        # and away from zero it is the closed form's derivative (finite differences)
+        z = jnp.asarray([[0.3, -0.4, 1.2]], dtype)
+        g = jax.grad(lambda z: jnp.sum(prox_l1l2(z, jnp.ones(1, dtype), 0.2) ** 2))(z)
+        assert np.isfinite(np.asarray(g)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(groups, groups, weights, st.floats(0.0, 3))
+def test_prox_is_nonexpansive_in_both_dtypes(dtype, x, y, lam, beta):
+    with jax.enable_x64(dtype == np.float64):
+        px = np.asarray(prox_l1l2(jnp.asarray(x, dtype), jnp.asarray(lam, dtype), beta), np.float64)
+        py = np.asarray(prox_l1l2(jnp.asarray(y, dtype), jnp.asarray(lam, dtype), beta), np.float64)
+    tol = 1e-9 if dtype == np.float64 else 1e-4 * (1 + np.abs(x).max() + np.abs(y).max())
+    xd = np.asarray(x, dtype).astype(np.float64) - np.asarray(y, dtype).astype(np.float64)
+    assert np.linalg.norm(px - py) <= np.linalg.norm(xd) + tol
