@@ -64,6 +64,17 @@ def sfm_model(sfm_dir):
     return vafx.load_sfm(sfm_dir)
 
 
+@pytest.fixture(scope="session")
+def bins(ict_model, tmp_path_factory):
+    """Bin means of a small synthetic gallery (2 subjects, 6 frames per sequence)."""
+    import vafx
+
+    g = vafx.synthesize_gallery(
+        tmp_path_factory.mktemp("g") / "g", ict_model, vafx.SynthConfig(subjects=2, frames=6)
+    )
+    return vafx.fit_bins(g, min_frames=3, splocs=False)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own empty vafx cache, and no VAFX_DATA unless it sets one."""

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 import numpy as np
 import pytest
+from _photos import astronaut_pts
 from skimage import data
 
 import vafx
 from vafx._animate import frame_targets
 from vafx._cli import main
-
-
-def _pts() -> np.ndarray:
-    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
-        return vafx.read_pts(p)
 
 
 @pytest.mark.parametrize(
@@ -48,16 +42,8 @@ def test_frames_sample_the_path_at_their_times():
         vafx.linear_path((0, 0), (2, 0), 1.0)
 
 
-@pytest.fixture(scope="module")
-def bins(ict_model, tmp_path_factory):
-    g = vafx.synthesize_gallery(
-        tmp_path_factory.mktemp("g") / "g", ict_model, vafx.SynthConfig(subjects=2, frames=6)
-    )
-    return vafx.fit_bins(g, min_frames=3, splocs=False)
-
-
 def test_a_clip_is_smooth_and_its_frames_are_the_continuous_synthesis(ict_model, bins):
-    img, pts = data.astronaut(), _pts()
+    img, pts = data.astronaut(), astronaut_pts()
     fit = vafx.fit_landmarks(ict_model, pts, img.shape[:2])
     path = vafx.linear_path((-0.5, -0.3), (0.6, 0.4), 1.0)
     clip = vafx.animate(img, path, bins, ict_model, fps=6, fit=fit, chunk=4)
@@ -81,7 +67,7 @@ def test_cli_animate_writes_a_gif_and_refuses_bad_paths(ict_dir, tmp_path, capsy
 
     monkeypatch.setenv("VAFX_DATA", str(ict_dir.parent))
     iio.imwrite(tmp_path / "a.png", data.astronaut())
-    vafx.write_pts(tmp_path / "a.pts", _pts())
+    vafx.write_pts(tmp_path / "a.pts", astronaut_pts())
     (tmp_path / "bad.csv").write_text("time,valence,arousal\n0,0,0\n0,0.5,0.5\n")
     base = ["animate", str(tmp_path / "a.png"), "--landmarks", str(tmp_path / "a.pts")]
     assert main([*base, "--path", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "c.gif")]) == 2

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _photos import astronaut_pts
 from skimage import data
 
 import vafx
 from vafx._cli import main
-
-
-def _astronaut_pts() -> np.ndarray:
-    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
-        return vafx.read_pts(p)
 
 
 def _strict_json(text: str):
@@ -83,7 +78,7 @@ def test_empty_medians_are_nan():
     ],
 )  # fmt: skip
 def test_landmarks_that_cannot_belong_to_the_photo(ict_model, case, match):
-    pts = _astronaut_pts()
+    pts = astronaut_pts()
     if case == "one_far":
         pts[8, 1] = 5000
     elif case == "all_off":
@@ -103,11 +98,11 @@ def test_image_size_must_be_height_and_width(ict_model):
     with pytest.raises(
         ValueError, match=r"image_size: .*got shape \(3,\) \(pass image.shape\[:2\]\)"
     ):
-        vafx.fit_landmarks(ict_model, _astronaut_pts(), (512, 512, 3))
+        vafx.fit_landmarks(ict_model, astronaut_pts(), (512, 512, 3))
     with pytest.raises(ValueError, match="must be positive"):
-        vafx.fit_landmarks(ict_model, _astronaut_pts(), (0, 512))
+        vafx.fit_landmarks(ict_model, astronaut_pts(), (0, 512))
     with pytest.raises(ValueError, match="68 iBUG points"):
-        vafx.fit_landmarks(ict_model, _astronaut_pts()[:67], (512, 512))
+        vafx.fit_landmarks(ict_model, astronaut_pts()[:67], (512, 512))
 
 
 def test_a_fit_far_from_its_landmarks_fails_its_check(ict_model):
@@ -124,7 +119,7 @@ def test_a_fit_far_from_its_landmarks_fails_its_check(ict_model):
 def test_one_wrong_landmark_barely_moves_the_robust_fit(ict_model):
     """Measured: a mouth corner moved 120 px moves the other fitted landmarks 0.2 px (3 px with
     least squares); docs/reliability.md."""
-    pts = _astronaut_pts()
+    pts = astronaut_pts()
     moved = pts.copy()
     moved[48, 1] += 120
     shift = {}
@@ -137,7 +132,7 @@ def test_one_wrong_landmark_barely_moves_the_robust_fit(ict_model):
 
 
 def test_pts_with_67_points_names_the_file(tmp_path):
-    p = vafx.write_pts(tmp_path / "face.pts", _astronaut_pts()[:67])
+    p = vafx.write_pts(tmp_path / "face.pts", astronaut_pts()[:67])
     with pytest.raises(
         vafx.DataFileError, match=r"face.pts: holds 67 points; fitting needs the 68"
     ):
@@ -220,14 +215,6 @@ def test_an_expressive_neutral_chosen_by_the_rule_is_named(tmp_path, ict_model, 
 # ---- synthesis and augmentation ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bins(ict_model, tmp_path_factory):
-    g = vafx.synthesize_gallery(
-        tmp_path_factory.mktemp("g") / "g", ict_model, vafx.SynthConfig(subjects=2, frames=6)
-    )
-    return vafx.fit_bins(g, min_frames=3, splocs=False)
-
-
 def test_a_target_in_an_empty_bin_is_named(ict_model, bins, caplog):
     from vafx._synthesis import _warn_empty
 
@@ -246,12 +233,12 @@ def _photo_folder(tmp_path: Path, *, bad_pts: bool = False) -> tuple[Path, Path]
     photos.mkdir()
     lm.mkdir()
     iio.imwrite(photos / "a.png", data.astronaut())
-    vafx.write_pts(lm / "a.pts", _astronaut_pts())
+    vafx.write_pts(lm / "a.pts", astronaut_pts())
     if bad_pts:
         iio.imwrite(photos / "b.png", data.astronaut())
-        vafx.write_pts(lm / "b.pts", _astronaut_pts()[:67])
+        vafx.write_pts(lm / "b.pts", astronaut_pts()[:67])
         iio.imwrite(photos / "c.png", data.astronaut())
-        far = _astronaut_pts()
+        far = astronaut_pts()
         far[8, 1] = 5000
         vafx.write_pts(lm / "c.pts", far)
     return photos, lm
@@ -371,7 +358,7 @@ def test_cli_bin_list_twice_is_refused(tmp_path, capsys, ict_dir, monkeypatch):
 @pytest.mark.slow
 def test_a_large_canvas_costs_the_face_not_the_photo(ict_model, bins):
     """The astronaut placed in a 1200 x 1600 canvas: the same face, the rest untouched."""
-    img, pts = data.astronaut(), _astronaut_pts()
+    img, pts = data.astronaut(), astronaut_pts()
     small = vafx.synthesize(img, (0.7, 0.4), bins, ict_model, landmarks=pts).image
     canvas = np.full((1200, 1600, 3), 37, np.uint8)
     canvas[300:812, 700:1212] = img
@@ -388,7 +375,7 @@ def test_working_resolution_keeps_the_photos_detail(ict_model, bins):
     """A face rendered at a capped working resolution comes back with the photo's own detail."""
     from scipy import ndimage
 
-    img, pts = data.astronaut(), _astronaut_pts()
+    img, pts = data.astronaut(), astronaut_pts()
     full = vafx.synthesize(img, (0.7, 0.4), bins, ict_model, landmarks=pts).image
     capped = vafx.synthesize(
         img, (0.7, 0.4), bins, ict_model, landmarks=pts, config=vafx.SynthesisConfig(max_side=128)
@@ -422,7 +409,7 @@ def test_nan_in_bin_models_or_a_given_fit_is_refused(ict_model, bins, tmp_path):
     vafx.save_bin_models(tmp_path / "nan.npz", bad)
     with pytest.raises(vafx.DataFileError, match="nan.npz: its bin means hold NaN"):
         vafx.load_bin_models(tmp_path / "nan.npz")
-    fit = vafx.fit_landmarks(ict_model, _astronaut_pts(), (512, 512))
+    fit = vafx.fit_landmarks(ict_model, astronaut_pts(), (512, 512))
     broken = fit._replace(scale=np.float32(np.nan))
     with pytest.raises(vafx.FitError, match=r"a.png: the fit failed \(cost"):
         vafx.synthesize(data.astronaut(), (0.5, 0.5), bins, ict_model, fit=broken, name="a.png")

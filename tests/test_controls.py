@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 import numpy as np
 import pytest
+from _photos import astronaut_pts
 from skimage import data
 
 import vafx
 from vafx._cli import main
 from vafx._controls import au_weights, find_emotion, parse_aus
-
-
-def _pts() -> np.ndarray:
-    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
-        return vafx.read_pts(p)
 
 
 def test_au_specs_parse_and_bad_ones_are_one_clear_error():
@@ -72,17 +66,9 @@ def test_cli_lists_every_category_and_refuses_mixed_targets(capsys, tmp_path):
         assert match in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def bins(ict_model, tmp_path_factory):
-    g = vafx.synthesize_gallery(
-        tmp_path_factory.mktemp("g") / "g", ict_model, vafx.SynthConfig(subjects=2, frames=6)
-    )
-    return vafx.fit_bins(g, min_frames=3, splocs=False)
-
-
 @pytest.mark.slow
 def test_a_category_through_the_bins_is_the_synthesis_at_its_placement(ict_model, bins):
-    img, pts = data.astronaut(), _pts()
+    img, pts = data.astronaut(), astronaut_pts()
     fit = vafx.fit_landmarks(ict_model, pts, img.shape[:2])
     for name in ("happiness", "sadly_angry"):
         a = vafx.synthesize(img, None, bins, ict_model, fit=fit, emotion=name)
@@ -98,7 +84,7 @@ def _implied(side) -> np.ndarray:
 
 def test_action_units_move_the_model_landmarks_they_should(ict_model, bins):
     """AU 12 raises both mouth corners, 12R only the subject's right (iBUG 48), AU 26 opens."""
-    img, pts = data.astronaut(), _pts()
+    img, pts = data.astronaut(), astronaut_pts()
     iod = np.linalg.norm(pts[36] - pts[45])
     targets = [vafx.Target(aus=a) for a in (["12=0"], ["12=1"], ["12R=1"], ["12L=1"], ["26=1"])]
     res = vafx.synthesize_batch(img[None], targets, bins, ict_model, landmarks=pts[None])
@@ -156,7 +142,7 @@ def test_every_category_renders_both_ways(ict_model, bins):
 
     grace = vafx.read_photo(cb.get_sample_data("grace_hopper.jpg", asfileobj=False))
     for img in (data.astronaut(), grace):
-        pts = vafx.detect_landmarks(img) if img is grace else _pts()
+        pts = vafx.detect_landmarks(img) if img is grace else astronaut_pts()
         targets = [vafx.Target(emotion=e.name, via=v) for e in vafx.emotions()
                    for v in ("bins", "prototype")]  # fmt: skip
         res = vafx.synthesize_batch(img[None], targets, bins, ict_model, landmarks=pts[None])

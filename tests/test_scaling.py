@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _photos import astronaut_pts
 from skimage import data
 from test_bad_inputs import AUGMENT_KILLED_AT_RENAME
 
@@ -17,21 +17,8 @@ import vafx
 from vafx._landmarks import mirror_landmarks
 
 
-def _pts() -> np.ndarray:
-    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
-        return vafx.read_pts(p)
-
-
 def _files(out: Path) -> dict:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def bins(ict_model, tmp_path_factory):
-    g = vafx.synthesize_gallery(
-        tmp_path_factory.mktemp("g") / "g", ict_model, vafx.SynthConfig(subjects=2, frames=6)
-    )
-    return vafx.fit_bins(g, min_frames=3, splocs=False)
 
 
 def _photos(tmp_path: Path) -> tuple[Path, Path]:
@@ -40,7 +27,7 @@ def _photos(tmp_path: Path) -> tuple[Path, Path]:
     photos, lm = tmp_path / "photos", tmp_path / "lm"
     photos.mkdir()
     lm.mkdir()
-    img, pts = data.astronaut(), _pts()
+    img, pts = data.astronaut(), astronaut_pts()
     iio.imwrite(photos / "a.png", img)
     vafx.write_pts(lm / "a.pts", pts)
     iio.imwrite(photos / "b.png", img[:, ::-1].copy())
@@ -159,7 +146,7 @@ print("equal")
 @pytest.mark.slow
 def test_a_batch_spread_over_two_devices_equals_one(ict_dir, bins, tmp_path):
     vafx.save_bin_models(tmp_path / "bins.npz", bins)
-    vafx.write_pts(tmp_path / "a.pts", _pts())
+    vafx.write_pts(tmp_path / "a.pts", astronaut_pts())
     env = {**os.environ, "VAFX_DATA": str(ict_dir.parent), "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # fmt: skip
     args = [str(tmp_path / "bins.npz"), str(tmp_path / "a.pts")]
