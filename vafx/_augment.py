@@ -41,7 +41,7 @@ import numpy as np
 from ._atomic import atomic_path, atomic_write_text
 from ._errors import DataFileError, FitError, VafxError
 from ._landmarks import NoFaceError, detect_landmarks, read_photo, read_pts
-from ._synthesis import SynthesisConfig, synthesize_batch
+from ._synthesis import SynthesisConfig, _model_on, synthesize_batch
 from ._version import __version__
 
 __all__ = ["augment"]
@@ -358,7 +358,7 @@ def augment(
 
         def on_device(d: int) -> None:
             with jax.default_device(devs[d]):
-                local = jax.device_put(model, devs[d])
+                local = _model_on(model, devs[d])
                 for photo in mine[d :: len(devs)]:
                     one_photo(photo, local)
 
@@ -454,10 +454,10 @@ def merge(out: str | os.PathLike, photos=None) -> dict:
     sources = {}
     for side in (out / "images").glob("*.json"):
         try:
-            sources.setdefault(Path(json.loads(side.read_text())["photo"]).name,
-                               json.loads(side.read_text())["photo"])  # fmt: skip
+            photo = json.loads(side.read_text())["photo"]
         except (OSError, ValueError, KeyError):
             continue
+        sources.setdefault(Path(photo).name, photo)
     skipped = [tuple(x) for r in got for x in r["skipped"]]
     for photo, _ in skipped:
         sources.setdefault(Path(photo).name, photo)

@@ -349,6 +349,20 @@ def _warn_empty(models: BinModels, bins, va, continuous: bool) -> None:
         )
 
 
+_ON_DEVICE: dict = {}  # (id(model), device id) -> (model, its copy on that device)
+
+
+def _model_on(model: MorphableModel, dev) -> MorphableModel:
+    """The model's copy on a device, made once per model and device (not per call)."""
+    key = (id(model), dev.id)
+    hit = _ON_DEVICE.get(key)
+    if hit is None or hit[0] is not model:
+        if len(_ON_DEVICE) > 16:
+            _ON_DEVICE.clear()
+        hit = _ON_DEVICE[key] = (model, jax.device_put(model, dev))
+    return hit[1]
+
+
 def _spread(img, goals, models, model, landmarks, fits, config, names, force, devs):
     """:func:`synthesize_batch` with the photos split over devices (threads), then joined."""
     from concurrent.futures import ThreadPoolExecutor
@@ -359,7 +373,7 @@ def _spread(img, goals, models, model, landmarks, fits, config, names, force, de
         g, dev = groups[i], devs[i]
         with jax.default_device(dev):
             return synthesize_batch(
-                img[g], goals, models, jax.device_put(model, dev),
+                img[g], goals, models, _model_on(model, dev),
                 landmarks=None if landmarks is None else np.asarray(landmarks)[g],
                 fits=None if fits is None else jax.tree.map(lambda x: np.asarray(x)[g], fits),
                 config=config, names=[names[k] for k in g], force=force, devices=[dev],
