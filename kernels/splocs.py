@@ -32,9 +32,9 @@ Alternating optimization, each step not increasing f:
 
 The greedy initialization follows Neumann et al.'s code: each new component
 starts at the vertex of largest residual energy, with weights from the
-residual's leading direction there (of its two signs, the one whose admissible part,
-scaled to max 1, has the larger norm),
-restricted to its local support. Geodesic distances are shortest paths over
+residual's leading direction there (of its two signs, the one whose admissible
+part, scaled to max 1, has the larger norm), restricted to its local support.
+Geodesic distances are shortest paths over
 the mesh's edges and unfolded edges across them (:func:`surface_edges`), within
 about 2% of the true surface distance (Neumann et al. use the heat method,
 which falls short of it by 2-5% on the same test).
@@ -446,8 +446,7 @@ def _leading_weights(at: Array, mask: Array, nonnegative: bool) -> Array:
     w = (at @ vecs[:, -1]) * mask.astype(at.dtype)
     if nonnegative:
         pos, neg = _unit_max(jnp.maximum(w, 0.0)), _unit_max(jnp.maximum(-w, 0.0))
-        w = jnp.where(jnp.sum(pos * pos) >= jnp.sum(neg * neg), pos, neg)
-        return w
+        return jnp.where(jnp.sum(pos * pos) >= jnp.sum(neg * neg), pos, neg)
     # the direction's sign is arbitrary: make the largest weight positive
     w = w * jnp.where(w[jnp.argmax(jnp.abs(w))] < 0, -1.0, 1.0).astype(w.dtype)
     return _unit_max(w)
@@ -501,7 +500,7 @@ def _weights_step(x2, mask, w, c2, group, nonnegative):
         live = gkk > 0
         safe = jnp.where(live, gkk, 1.0)
         t = (p[:, k] - w @ g[:, k] + w[:, k] * gkk) / safe * mask
-        wk, s = _column_and_scale(t, safe, group[k] * scale[k], nonnegative)
+        wk, s = _column_and_scale(t, safe, group[k], nonnegative)  # C_k not yet scaled
         wk = jnp.where(live, wk, 0.0)
         s = jnp.where(live, s, 1.0)
         # later columns see C_k scaled: its row and column of the Gram matrix, its products
