@@ -226,6 +226,25 @@ def _cmd_gallery_import(args) -> int:
     return 0
 
 
+def _cmd_gallery_register(args) -> int:
+    from ._gallery._register import RegisterConfig
+    from ._gallery._register_files import register_scans
+    from ._model._resolve import load_model
+
+    template = _template_from_args(args)
+    model = None if args.template is not None or args.no_prior else load_model(args.model)
+    cfg = RegisterConfig(batch=args.batch, estimate_scale=args.estimate_scale)
+    frames = register_scans(
+        args.output, args.scans, args.annotations, template, model, config=cfg,
+        landmarks_dir=args.landmarks, scale=args.scale, overwrite=args.overwrite,
+        progress=_Progress("frames"),
+    )  # fmt: skip
+    print(f"registered meshes: {args.output}; import them with: vafx gallery import "
+          f"{args.output} --annotations {frames}")  # fmt: skip
+    print(f"per-frame residuals: {Path(args.output) / 'registration.csv'}")
+    return 0
+
+
 def _cmd_gallery_stats(args) -> int:
     from ._gallery._stats import bin_table, format_table, write_histogram_png, write_table_csv
     from ._gallery._store import open_gallery
@@ -773,6 +792,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--buffer-mb", type=float, default=256, help="frame buffer per checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing gallery")
     p.set_defaults(func=_cmd_gallery_import)
+
+    p = gsub.add_parser(
+        "register",
+        help="register raw 3D scans onto the template (dense correspondence) for import",
+        description="Register raw scans (OBJ or PLY, any topology, holes, any pose) onto the "
+        "template: landmarks or ICP for the pose, the morphable model as a prior, then "
+        "optimal-step non-rigid ICP. Writes meshes in template order, frames.csv for "
+        "'vafx gallery import' and registration.csv with per-frame residuals. Resumable.",
+    )
+    p.add_argument("scans", type=Path, help="folder of scans")
+    p.add_argument("--annotations", type=Path, required=True, help="annotation CSV (as for import)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--landmarks", type=Path,
+                   help="folder of per-frame 3D landmarks (scan path with .txt; 68 rows x y z)")  # fmt: skip
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiplies scan coordinates into template units (mm scans, cm template: 0.1)")  # fmt: skip
+    p.add_argument("--estimate-scale", action="store_true", help="estimate each scan's scale")
+    p.add_argument("--template", type=Path, help="template mesh (default: the model's region)")
+    p.add_argument("--units", default="mm", help="length unit of --template meshes (default mm)")
+    _add_model_arg(p)
+    p.add_argument("--region", default="face", help="model region of the template, or 'all'")
+    p.add_argument("--no-prior", action="store_true", help="no morphable-model prior stage")
+    p.add_argument("--batch", type=int, default=8, help="frames per vmapped chunk (default 8)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier registration")
+    p.set_defaults(func=_cmd_gallery_register)
 
     p = gsub.add_parser("stats", help="per-bin counts and medians; the Fig. 3 histogram")
     p.add_argument("gallery", type=Path)
