@@ -25,6 +25,17 @@ from ._fitting import (
     image_vertices,
 )
 from ._gallery._import import ImportProblems, import_meshes
+from ._gallery._register import (
+    FrameReport,
+    RegisterConfig,
+    Registered,
+    RegistrationError,
+    RegistrationSetup,
+    register_sequence,
+    registration_setup,
+)
+from ._gallery._register_files import read_landmarks3d, read_scan, register_scans
+from ._gallery._scans import Scan, ScanConfig, synthetic_scan
 from ._gallery._stats import bin_table, write_histogram_png
 from ._gallery._store import (
     INDEX_DTYPE,
@@ -150,6 +161,19 @@ __all__ = [
     "synthesize_gallery",
     "ImportProblems",
     "import_meshes",
+    "FrameReport",
+    "RegisterConfig",
+    "Registered",
+    "RegistrationError",
+    "RegistrationSetup",
+    "register_sequence",
+    "registration_setup",
+    "read_landmarks3d",
+    "read_scan",
+    "register_scans",
+    "Scan",
+    "ScanConfig",
+    "synthetic_scan",
     "bin_table",
     "write_histogram_png",
     "BlendInfo",

@@ -42,7 +42,7 @@ from ._store import Template
 
 @dataclasses.dataclass(frozen=True)
 class RegisterConfig:
-    """Settings of :func:`register_frames`.
+    """Settings of :func:`register_sequence`.
 
     Distances are in multiples of the template's mean edge length ``h`` (ICT
     face: 0.31 cm), so the defaults suit any template's units.
