@@ -28,7 +28,6 @@ import numpy as np
 from .._model._morphable import MorphableModel, model_shape
 from ..kernels import raster
 from ..kernels.camera import so3_exp
-from ..kernels.registration import vertex_normals
 from ._store import Template
 
 
@@ -89,7 +88,9 @@ def _cylinder_samples(verts: np.ndarray, faces: np.ndarray, spacing: float):
     step = spacing / r_mean
     u = (theta - theta.min()) / step + 1
     v = (verts[:, 1].max() - verts[:, 1]) / spacing + 1
-    h, w = int(np.ceil(v.max())) + 2, int(np.ceil(u.max())) + 2
+    # grid sizes rounded up to a multiple of 32: frames of a sequence share
+    # one compiled rasterizer (the extra rows and columns stay empty)
+    h, w = (32 * -(-(int(np.ceil(x.max())) + 2) // 32) for x in (v, u))
     screen = np.stack([u, v, -radius], 1).astype(np.float32)  # nearest = outermost
     plan = raster.raster_plan(screen[None], faces, h, w)
     frags = raster.rasterize(jnp.asarray(screen), jnp.asarray(faces), h, w, plan)
@@ -113,6 +114,17 @@ def _grid_mesh(points: np.ndarray, hit: np.ndarray, spacing: float):
     )
     tris = tris[(e < 4 * spacing).all(0)]  # no triangle across an occlusion edge
     return verts, tris
+
+
+def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit normals in NumPy (ragged scan sizes would recompile a jit)."""
+    a, b, c = (verts[faces[:, k]].astype(np.float64) for k in range(3))
+    fn = np.cross(b - a, c - a)
+    n = np.zeros((len(verts), 3))
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    norm = np.linalg.norm(n, axis=1, keepdims=True)
+    return (n / np.where(norm > 0, norm, 1)).astype(np.float32)
 
 
 def _compact(verts: np.ndarray, faces: np.ndarray, keep: np.ndarray):
@@ -164,7 +176,7 @@ def synthetic_scan(
     verts, tris = _grid_mesh(pts, hit, config.spacing)
     verts, tris = _compact(verts, tris, np.ones(len(verts), bool))
     # orient outward, as the template is
-    nrm = np.asarray(vertex_normals(jnp.asarray(verts), jnp.asarray(tris)))
+    nrm = _vertex_normals(verts, tris)
     out = verts - verts.mean(0)
     if np.mean(np.sum(nrm * out, 1)) < 0:
         tris = tris[:, [0, 2, 1]]
