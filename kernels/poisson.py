@@ -276,11 +276,15 @@ def _v_cycle(levels, coarse_inv: Array | None, b: Array, pre: int = 2, post: int
     return _jacobi(s, act, e, b, post)
 
 
-def num_levels(h: int, w: int, coarsest: int = 256) -> int:
+def num_levels(h: int, w: int, coarsest: int = 64) -> int:
     """Multigrid levels for an H x W grid.
 
     Halve (rounding up) while the grid has more than ``coarsest`` pixels; the
-    coarsest grid is solved directly, so it should stay small.
+    coarsest grid is solved directly, so it should stay small. 64 (an 8 x 8
+    grid at most) against 256 before: the dense inverse of a 256-pixel grid
+    and its product with the residual cost more than the two levels between,
+    and building that inverse (vmapped over a batch of masks) dominated small
+    crops (measured with bench/bench_poisson.py, 2026-12-02).
     """
     levels = 1
     while h * w > coarsest:

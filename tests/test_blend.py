@@ -83,6 +83,23 @@ def test_batch_equals_single_calls(photos, monkeypatch):
         np.testing.assert_array_equal(again, out)
 
 
+def test_one_image_channels_apart_equal_them_together(photos, monkeypatch):
+    """A large single image's channels solved on their own threads: the same blend."""
+    astro, coffee = data.astronaut()[:320, :320], data.coffee()[:320, :320]
+    m = ellipse(320, 320, 160, 150, 110, 90)  # a 222 x 182 crop: over _SPLIT_CHANNELS
+    monkeypatch.setattr(_blend, "_cpu_workers", lambda: 2)
+    apart, info = vafx.seamless_clone(astro, coffee, m, rtol=1e-5, full_output=True)
+    monkeypatch.setattr(_blend, "_cpu_workers", lambda: 1)
+    together, info1 = vafx.seamless_clone(astro, coffee, m, rtol=1e-5, full_output=True)
+    assert info.converged.all() and info1.converged.all()
+    assert info.iterations.shape == (3,)
+    assert np.abs(apart.astype(int) - together.astype(int)).max() <= 1  # rounding
+    np.testing.assert_array_equal(apart[~m], coffee[~m])
+    # each channel apart stops at its own iteration count; together they share the largest
+    if jax.default_backend() == "cpu":
+        assert (info1.iterations == info1.iterations.max()).all()
+
+
 def test_float64_needs_x64(photos):
     astro, coffee = photos
     m = ellipse(128, 128, 64, 64, 20, 20)

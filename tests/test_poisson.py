@@ -144,10 +144,11 @@ def test_stencil_is_symmetric():
 
 
 def test_num_levels():
-    assert num_levels(512, 512) == 6  # 16 x 16 coarsest
-    assert num_levels(384, 288) == 6  # 12 x 9 coarsest
-    assert num_levels(46, 34) == 3  # odd sides halve rounding up: 23 x 17, then 12 x 9
+    assert num_levels(512, 512) == 7  # 8 x 8 coarsest
+    assert num_levels(384, 288) == 7  # 6 x 5 coarsest
+    assert num_levels(46, 34) == 4  # odd sides halve rounding up: 23 x 17, 12 x 9, then 6 x 5
     assert num_levels(9, 7) == 1
+    assert num_levels(512, 512, coarsest=256) == 6  # 16 x 16
 
 
 def test_odd_sides_and_shared_operator():
@@ -155,7 +156,7 @@ def test_odd_sides_and_shared_operator():
     rng = np.random.default_rng(7)
     m = rng.uniform(size=(46, 34)) < 0.8
     op = poisson_operator(jnp.asarray(m))
-    assert [lv[1].shape for lv in op.levels] == [(46, 34), (23, 17), (12, 9)]
+    assert [lv[1].shape for lv in op.levels] == [(46, 34), (23, 17), (12, 9), (6, 5)]
     for seed in range(2):
         s, t = (rng.uniform(size=(46, 34)).astype(np.float32) for _ in range(2))
         args = (jnp.asarray(s), jnp.asarray(t), jnp.asarray(m))

@@ -77,23 +77,24 @@ def _bucket(n: int) -> int:
 
 @persistent(static_argnames=("mixed", "max_iters", "sequential", "dtype"))
 def _solve_batch(source, target, mask, inside, rtol, *, mixed, max_iters, sequential, dtype):
-    """The kernel over images: source/target [B, H, W, C] (uint8 or float), mask/inside [B, H, W].
+    """The kernel over images: source/target [B, C, H, W] (uint8 or float), mask/inside [B, H, W].
 
-    Returns (value [B, H, W, C] in the input dtype, uint8 values rounded and
+    Returns (value [B, C, H, W] in the input dtype, uint8 values rounded and
     clipped, float ones not clipped; residual, iterations, converged [B, C]).
-    The conversions happen here, fused by XLA, not on the host.
+    The conversions happen here, fused by XLA, not on the host; the channels
+    come first from the host's crop, so no transpose runs here.
     ``sequential`` loops over images (``lax.map``) instead of vmapping them: on
     a CPU one image's working set stays in cache, which measured 1.4x faster
-    for 64 images at 256 x 256; accelerators take the vmap.
+    for 64 images at 256 x 256; accelerators, and a batch of one, take the vmap.
     """
     was_uint8 = target.dtype == jnp.uint8
 
     def one(args):
         s, t, m, i = args
-        s = jnp.moveaxis(s.astype(dtype), -1, 0)
-        t = jnp.moveaxis(t.astype(dtype), -1, 0)
-        sol = solve_poisson(s, t, m, i, mixed=mixed, max_iters=max_iters, rtol=rtol)
-        v = jnp.moveaxis(sol.value, 0, -1)
+        sol = solve_poisson(
+            s.astype(dtype), t.astype(dtype), m, i, mixed=mixed, max_iters=max_iters, rtol=rtol
+        )
+        v = sol.value
         v = jnp.clip(jnp.rint(v), 0, 255).astype(jnp.uint8) if was_uint8 else v.astype(target.dtype)
         return v, sol.relative_residual, sol.iterations, sol.converged
 
@@ -126,8 +127,8 @@ def _cpu_workers() -> int:
 
 @functools.lru_cache(maxsize=64)
 def _compiled_solve(shape, dtype_in, mixed, max_iters, sequential, dtype):
-    """:func:`_solve_batch` compiled for crops of ``shape`` (B, hb, wb, C)."""
-    b, hb, wb, _ = shape
+    """:func:`_solve_batch` compiled for crops of ``shape`` (B, C, hb, wb)."""
+    b, _, hb, wb = shape
     img, msk = jax.ShapeDtypeStruct(shape, dtype_in), jax.ShapeDtypeStruct((b, hb, wb), bool)
     return _solve_batch.prepare(
         img, img, msk, msk, jax.ShapeDtypeStruct((), dtype),
@@ -135,29 +136,52 @@ def _compiled_solve(shape, dtype_in, mixed, max_iters, sequential, dtype):
     )  # fmt: skip
 
 
+#: A single image's channels are solved apart, one thread each, from this many
+#: crop pixels on (below it, one call's dispatch costs more than the second core gains).
+_SPLIT_CHANNELS = 24_000
+
+
 def _solve_crops(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype):
-    """Blend zero-padded crops [B, hb, wb, C] over masks [B, hb, wb]; sizes int[B, 2] are the
-    real crop sizes (the rest is padding). Returns (values [B, hb, wb, C], BlendInfo).
+    """Blend zero-padded crops [B, C, hb, wb] over masks [B, hb, wb]; sizes int[B, 2] are the
+    real crop sizes (the rest is padding). Returns (values [B, C, hb, wb], BlendInfo [B, C]).
 
     On the CPU a batch is cut into one equal chunk per core (the last padded by
     repeating its final image), each solved by the same compiled call from its own
     thread: XLA keeps one call's loops mostly on one core, and two concurrent calls
     blended 64 images at 256 x 256 in 140-157 ms against 223 ms in one call (2
     cores). Every image is solved alone, so the chunking does not change a bit of
-    the result.
+    the result. A single large image is cut the same way by channel: each
+    channel is then a one-channel image over the same mask (its conjugate
+    gradients stop when it converges, not when the slowest channel does, so
+    values may differ from a joint solve within the tolerance).
     """
+    b, c, hb, wb = sources.shape
+    cpu = jax.default_backend() == "cpu"
+    workers = _cpu_workers() if cpu else 1
+    split = cpu and b == 1 and c > 1 and workers > 1 and hb * wb >= _SPLIT_CHANNELS
+    if split:
+        sources, targets = sources.reshape(c, 1, hb, wb), targets.reshape(c, 1, hb, wb)
+        masks, sizes = np.repeat(masks, c, axis=0), np.repeat(sizes, c, axis=0)
+    value, info = _solve_chunks(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype,
+                                workers, cpu)  # fmt: skip
+    if split:
+        value = value.reshape(1, c, hb, wb)
+        info = BlendInfo(*(x.reshape(1, c) for x in info))
+    return value, info
+
+
+def _solve_chunks(sources, targets, masks, sizes, mixed, rtol, max_iters, dtype, workers, cpu):
     hb, wb = masks.shape[1:]
     inside = (np.arange(hb)[None, :, None] < sizes[:, 0, None, None]) & (
         np.arange(wb)[None, None, :] < sizes[:, 1, None, None]
     )
-    cpu = jax.default_backend() == "cpu"
     arrays = (sources, targets, masks, inside)
     b = len(masks)
-    k = min(_cpu_workers(), b) if cpu else 1
+    k = min(workers, b)
     m = -(-b // k)
     # compiled here, once, not by every thread on its first call
     solve = _compiled_solve(
-        (m, *sources.shape[1:]), sources.dtype, mixed, max_iters, cpu, np.dtype(dtype)
+        (m, *sources.shape[1:]), sources.dtype, mixed, max_iters, cpu and m > 1, np.dtype(dtype)
     )
     rtol = np.asarray(rtol, dtype)
     names = ("source", "target", "mask", "inside")
@@ -190,18 +214,21 @@ def _blend(sources, targets, masks, mixed, rtol, max_iters, dtype, size_key=None
         hb, wb = grown_sizes(f"{size_key}:{len(masks)}", (hb, wb))
     b = sources.shape[0]
 
-    def crop(a):  # [B, H, W, ...] -> [B, hb, wb, ...], zero padded, dtype kept
-        out = np.zeros((b, hb, wb, *a.shape[3:]), a.dtype)
+    def crop(a):  # [B, H, W, C] -> [B, C, hb, wb], zero padded, dtype kept
+        out = np.zeros((b, a.shape[3], hb, wb), a.dtype)
         for i, (y0, y1, x0, x1) in enumerate(boxes):
-            out[i, : y1 - y0, : x1 - x0] = a[i, y0:y1, x0:x1]
+            out[i, :, : y1 - y0, : x1 - x0] = np.moveaxis(a[i, y0:y1, x0:x1], -1, 0)
         return out
 
+    mcrop = np.zeros((b, hb, wb), bool)
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        mcrop[i, : y1 - y0, : x1 - x0] = masks[i, y0:y1, x0:x1]
     value, info = _solve_crops(
-        crop(sources), crop(targets), crop(masks), sizes, mixed, rtol, max_iters, dtype
+        crop(sources), crop(targets), mcrop, sizes, mixed, rtol, max_iters, dtype
     )
     out = targets.copy()
     for i, (y0, y1, x0, x1) in enumerate(boxes):
-        out[i, y0:y1, x0:x1] = value[i, : y1 - y0, : x1 - x0]
+        out[i, y0:y1, x0:x1] = np.moveaxis(value[i, :, : y1 - y0, : x1 - x0], 0, -1)
     return out, info
 
 
@@ -283,22 +310,22 @@ def seamless_clone(
     x0, x1 = max(c0 + dx - 1, 0), min(c1 + dx + 1, wt)
     h, w = y1 - y0, x1 - x0
     hb, wb = _bucket(h), _bucket(w)
-    tcrop = np.zeros((1, hb, wb, tgt.shape[2]), tgt.dtype)
-    tcrop[0, :h, :w] = tgt[y0:y1, x0:x1]
+    tcrop = np.zeros((1, tgt.shape[2], hb, wb), tgt.dtype)  # channels first
+    tcrop[0, :, :h, :w] = np.moveaxis(tgt[y0:y1, x0:x1], -1, 0)
     # the source wherever it covers the box (the solver reads it on the mask and its
     # ring only), the target where it does not
     scrop = tcrop.copy()
     sy0, sy1 = max(y0 - dy, 0), min(y1 - dy, src.shape[0])
     sx0, sx1 = max(x0 - dx, 0), min(x1 - dx, src.shape[1])
     rows, cols = slice(sy0 + dy - y0, sy1 + dy - y0), slice(sx0 + dx - x0, sx1 + dx - x0)
-    scrop[0, rows, cols] = src[sy0:sy1, sx0:sx1]
+    scrop[0, :, rows, cols] = np.moveaxis(src[sy0:sy1, sx0:sx1], -1, 0)
     mcrop = np.zeros((1, hb, wb), bool)
     mcrop[0, rows, cols] = msk[sy0:sy1, sx0:sx1]
     value, info = _solve_crops(
         scrop, tcrop, mcrop, np.array([[h, w]]), mode == "mixed", rtol, max_iters, dtype
     )
     out = tgt.copy()
-    out[y0:y1, x0:x1] = value[0, :h, :w]
+    out[y0:y1, x0:x1] = np.moveaxis(value[0, :, :h, :w], 0, -1)
     info = BlendInfo(*(x[0] for x in info))
     image = out[..., 0] if grey else out
     return (image, info) if full_output else image
