@@ -83,7 +83,7 @@ def test_batch_equals_single_calls(photos, monkeypatch):
         np.testing.assert_array_equal(again, out)
 
 
-def test_one_image_channels_apart_equal_them_together(photos, monkeypatch):
+def test_one_image_channels_apart_equal_them_together(monkeypatch):
     """A large single image's channels solved on their own threads: the same blend."""
     astro, coffee = data.astronaut()[:320, :320], data.coffee()[:320, :320]
     m = ellipse(320, 320, 160, 150, 110, 90)  # a 222 x 182 crop: over _SPLIT_CHANNELS
