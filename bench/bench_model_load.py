@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _timing import median_seconds, report  # noqa: E402
 
 import vafx  # noqa: E402
-from vafx._obj import read_obj  # noqa: E402
+from vafx._io._obj import read_obj  # noqa: E402
 
 
 def main():

@@ -140,7 +140,7 @@ def face_cases():
     import imageio.v3 as iio
     from matplotlib import cbook
 
-    from vafx import _synthesis
+    from vafx._pipeline import _synthesis
 
     model = vafx.load_model("ict")
     bins = vafx.default_bin_models(model)

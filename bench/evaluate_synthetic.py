@@ -1,7 +1,7 @@
 """Section 4.4 end to end on data vafx makes (not a speed benchmark).
 
 1. a synthetic ICT gallery (or --gallery), 2. face images rendered from it with known V-A
-(`vafx._faces.render_gallery_faces`), 3. one image per subject augmented at six bins
+(`vafx._evaluate._face_images.render_gallery_faces`), 3. one image per subject augmented at six bins
 with `vafx.augment` (the subjects' own bins models: fitted on the same gallery),
 4. `vafx evaluate augmentation`'s cross-validation without and with those images.
 The figures show that the protocol runs; they say nothing about real-world accuracy.
@@ -20,8 +20,8 @@ import numpy as np
 from vafx.kernels.splocs import SplocsParams
 
 import vafx
-from vafx._faces import render_gallery_faces
-from vafx._regressor import cross_validate, format_tables, load_dataset
+from vafx._evaluate._face_images import render_gallery_faces
+from vafx._evaluate._regressor import cross_validate, format_tables, load_dataset
 
 
 def main():

@@ -29,8 +29,13 @@ import jax
 import numpy as np
 
 import vafx
-from vafx._judges import HALO_BLOB_LIMIT, HALO_MEAN_LIMIT, IDENTITY_LIMIT, evaluate_synthesis
-from vafx._synthesis import SynthesisConfig, synthesize_batch
+from vafx._evaluate._judges import (
+    HALO_BLOB_LIMIT,
+    HALO_MEAN_LIMIT,
+    IDENTITY_LIMIT,
+    evaluate_synthesis,
+)
+from vafx._pipeline._synthesis import SynthesisConfig, synthesize_batch
 
 GRID = [(v, a) for a in (0.6, 0.0, -0.6) for v in (-0.6, 0.0, 0.6)]
 CHECKS = [(-0.6, -0.3), (0.7, 0.3), (0.4, 0.7)]

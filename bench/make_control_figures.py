@@ -28,8 +28,8 @@ def main() -> None:
     from skimage import data
 
     import vafx
-    from vafx._figures import face_box, table_sheet_figure
-    from vafx._synthesize_files import _header
+    from vafx._pipeline._figures import face_box, table_sheet_figure
+    from vafx._pipeline._synthesize_files import _header
 
     OUT.mkdir(parents=True, exist_ok=True)
     model = vafx.load_model("ict")

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from skimage import data
 
 import vafx
+from vafx._evaluate._judges import affect_cues, evaluate_synthesis, halo_measure
 from vafx._gallery import _facs
 from vafx._gallery._synth import SynthConfig, gallery_labels, sequence_labels
-from vafx._judges import affect_cues, evaluate_synthesis, halo_measure
-from vafx._render import render_faces
-from vafx._shading import estimate_lighting, sh_basis, shading_ratio
-from vafx._synthesis import SynthesisConfig, fitted_expression, synthesize_batch
+from vafx._pipeline._synthesis import SynthesisConfig, fitted_expression, synthesize_batch
+from vafx._render._face import render_faces
+from vafx._render._shading import estimate_lighting, sh_basis, shading_ratio
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +120,8 @@ def test_replacement_removes_a_known_expression(ict_model, astro):
 
 def _zero_models(model):
     """Bin models on the ICT face region whose every bin is the zero deformation."""
-    from vafx._bins import BinModels
-    from vafx._gallery._store import template_from_model
+    from vafx._expression._bins import BinModels
+    from vafx._model._template import template_from_model
 
     t = template_from_model(model, "face")
     nb, n = 100, t.num_vertices
@@ -206,7 +206,7 @@ def test_lighting_of_a_planted_face_is_recovered(ict_model, astro):
     render_faces estimates from the image is the planted one."""
     from vafx.kernels.raster import interpolate, raster_plan, rasterize
 
-    from vafx._render import render_mesh, vertex_normals
+    from vafx._render._face import render_mesh, vertex_normals
 
     img, fit = astro
     mesh = render_mesh(ict_model)
@@ -265,7 +265,7 @@ def test_shading_ratio_is_one_where_the_normal_does_not_turn(seed):
 
 
 def test_zero_deformation_with_shading_gives_the_photo_back_exactly(ict_model, astro):
-    from vafx._render import PHOTO
+    from vafx._render._face import PHOTO
 
     img, fit = astro
     on = render_faces(img[None], ict_model, _batched(fit), shade=True)

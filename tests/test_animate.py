@@ -8,8 +8,8 @@ from _photos import astronaut_pts
 from skimage import data
 
 import vafx
-from vafx._animate import frame_targets
 from vafx._cli import main
+from vafx._pipeline._animate import frame_targets
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from vafx._atomic import atomic_path, atomic_write_text
+from vafx._io._atomic import atomic_path, atomic_write_text
 
 
 def test_success_replaces_whole_file_with_normal_mode(tmp_path):

@@ -40,7 +40,7 @@ def test_dataset_with_a_nan_label_names_file_and_line(tmp_path):
     iio.imwrite(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
     csv = tmp_path / "labels.csv"
     csv.write_text("image,subject,valence,arousal\na.png,s1,0.1,0.2\na.png,s2,nan,0.2\n")
-    from vafx._regressor import load_dataset
+    from vafx._evaluate._regressor import load_dataset
 
     with pytest.raises(vafx.DataFileError, match=r"labels.csv: line 3: valence/arousal must be"):
         load_dataset(csv)
@@ -51,7 +51,7 @@ def test_dataset_with_a_nan_label_names_file_and_line(tmp_path):
 
 def test_va_correlation_refuses_nan_features():
     pytest.importorskip("sklearn")
-    from vafx._evaluate import va_correlation
+    from vafx._evaluate._protocols import va_correlation
 
     f = np.ones((6, 3), np.float32)
     f[2, 1] = np.nan
@@ -167,7 +167,7 @@ def test_truncated_bins_file_is_a_clear_error(tmp_path):
 def test_cli_without_the_detector_is_one_line(tmp_path, capsys, monkeypatch, ict_dir):
     import imageio.v3 as iio
 
-    from vafx import _landmarks
+    from vafx._fit import _landmarks
 
     def missing():
         raise ImportError('landmark detection needs the optional extra: pip install "vafx[detect]"')
@@ -216,7 +216,7 @@ def test_an_expressive_neutral_chosen_by_the_rule_is_named(tmp_path, ict_model, 
 
 
 def test_a_target_in_an_empty_bin_is_named(ict_model, bins, caplog):
-    from vafx._synthesis import _warn_empty
+    from vafx._pipeline._synthesis import _warn_empty
 
     empty = int(np.nonzero(bins.status == 2)[0][0])
     c = np.asarray(bins.grid.axis_centres())
@@ -300,7 +300,7 @@ def test_augment_resumes_honestly(ict_model, bins, tmp_path):
 AUGMENT_KILLED_AT_RENAME = """
 import os, signal, sys
 import vafx
-from vafx._augment import augment
+from vafx._pipeline._augment import augment
 models = vafx.load_bin_models(sys.argv[3])
 model = vafx.load_model("ict")
 stop, calls = int(sys.argv[5]), [0]

@@ -11,7 +11,7 @@ import pytest
 from vafx.kernels.splocs import SplocsParams
 
 import vafx
-from vafx._bins import FITTED, INTERPOLATED, MEAN_ONLY
+from vafx._expression._bins import FITTED, INTERPOLATED, MEAN_ONLY
 
 P = SplocsParams(num_components=4, num_iters=5, sparsity=0.5)
 

@@ -6,7 +6,7 @@ import pytest
 from skimage import data
 
 import vafx
-from vafx import _blend
+from vafx._render import _blend
 
 
 def ellipse(h, w, cy, cx, ry, rx):

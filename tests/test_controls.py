@@ -9,7 +9,7 @@ from skimage import data
 
 import vafx
 from vafx._cli import main
-from vafx._controls import au_weights, find_emotion, parse_aus
+from vafx._expression._controls import au_weights, find_emotion, parse_aus
 
 
 def test_au_specs_parse_and_bad_ones_are_one_clear_error():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vafx
-from vafx import _defaults
+from vafx._expression import _defaults
 
 
 def test_built_once_then_read(tiny_model, monkeypatch):

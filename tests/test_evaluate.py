@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 import vafx
-from vafx._evaluate import format_table1, gallery_va_correlation, pca_basis, va_correlation
+from vafx._evaluate._protocols import (
+    format_table1,
+    gallery_va_correlation,
+    pca_basis,
+    va_correlation,
+)
 
 pytest.importorskip("sklearn", reason="the evaluation needs scikit-learn (vafx[eval])")
 

@@ -6,7 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 
 import vafx
-from vafx import _figures
+from vafx._pipeline import _figures
 
 
 def test_thumbnails_show_the_deformation(tiny_model):

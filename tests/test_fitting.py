@@ -17,8 +17,9 @@ from vafx.kernels.camera import (
 )
 
 import vafx
-from vafx._fitting import FitConfig, fit_landmarks, fitted_vertices, image_vertices
-from vafx._landmarks import NoFaceError, read_pts, write_pts
+from vafx._fit._fitting import FitConfig, fit_landmarks, fitted_vertices, image_vertices
+from vafx._fit._landmarks import NoFaceError
+from vafx._io._pts import read_pts, write_pts
 
 
 def test_so3_exp_is_a_rotation_and_euler_round_trips():
@@ -148,7 +149,7 @@ def test_pts_round_trip_and_errors(tmp_path):
 def detector():
     pytest.importorskip("dlib", reason="landmark detection needs vafx[detect] (dlib-bin)")
     pytest.importorskip("face_recognition_models", reason="needs face-recognition-models")
-    from vafx._landmarks import detect_landmarks
+    from vafx._fit._landmarks import detect_landmarks
 
     return detect_landmarks
 

@@ -23,12 +23,11 @@ from vafx._gallery._store import (
     GalleryError,
     GalleryWriter,
     SequenceData,
-    Template,
     open_gallery,
-    template_from_model,
     write_gallery,
 )
 from vafx._gallery._synth import SynthConfig, synthesize_gallery
+from vafx._model._template import Template, template_from_model
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +86,7 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys, numpy as np
     from vafx._gallery._import import import_meshes
-    from vafx._gallery._store import Template
+    from vafx._model._template import Template
     t = np.load(sys.argv[4])
     template = Template(t["v"], t["f"], "mm")
     stop = int(sys.argv[5])

@@ -1,4 +1,4 @@
-"""Traced programs kept on disk (vafx._programs): same results as jax.jit, reused by a new process."""
+"""Traced programs kept on disk (vafx._compiled._programs): same results as jax.jit, reused by a new process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vafx import _programs
+from vafx._compiled import _programs
 
 
 class Pair(typing.NamedTuple):
@@ -107,7 +107,7 @@ def test_static_value_without_fingerprint_falls_back_to_jit(folder):
 def test_off_switch(monkeypatch, tmp_path):
     monkeypatch.setenv("VAFX_JAX_CACHE", "0")
     assert _programs._folder() is None
-    from vafx._jax_config import configure_compilation_cache
+    from vafx._compiled._jax_config import configure_compilation_cache
 
     assert configure_compilation_cache() is None
 

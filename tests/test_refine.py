@@ -9,8 +9,8 @@ from vafx.kernels.camera import rotation_from_euler
 from vafx.kernels.raster import interpolate, raster_plan, rasterize
 
 import vafx
+from vafx._fit._refine import RefineConfig, refine_photometric
 from vafx._model._morphable import region_faces
-from vafx._refine import RefineConfig, refine_photometric
 
 
 def _synthetic_photo(model, rng, size=128):

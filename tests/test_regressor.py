@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vafx._regressor import cross_validate, format_tables, load_dataset, person_folds, predict
+from vafx._evaluate._regressor import (
+    cross_validate,
+    format_tables,
+    load_dataset,
+    person_folds,
+    predict,
+)
 
 
 def test_folds_are_person_disjoint_and_cover_everyone():
@@ -89,7 +95,7 @@ def test_cli_augmentation(tmp_path):
 
 def test_render_gallery_faces(tmp_path, tiny_model):
     import vafx
-    from vafx._faces import render_gallery_faces
+    from vafx._evaluate._face_images import render_gallery_faces
 
     g = vafx.synthesize_gallery(tmp_path / "g", tiny_model, vafx.SynthConfig(subjects=2, frames=4, region=None,
                                 expressions=("happiness", "sleepy")))  # fmt: skip

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vafx
-from vafx._render import FILLED, MOUTH, PHOTO, render_face
+from vafx._render._face import FILLED, MOUTH, PHOTO, render_face
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from skimage import data
 from test_bad_inputs import AUGMENT_KILLED_AT_RENAME
 
 import vafx
-from vafx._landmarks import mirror_landmarks
+from vafx._fit._landmarks import mirror_landmarks
 
 
 def _files(out: Path) -> dict:

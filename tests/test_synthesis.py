@@ -10,7 +10,7 @@ from skimage import data
 from vafx.kernels.splocs import SplocsParams
 
 import vafx
-from vafx._render import render_face
+from vafx._render._face import render_face
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_batch_equals_single_calls(ict_model, setup):
 
 
 def _mirrored(landmarks, width):
-    from vafx._landmarks import mirror_landmarks
+    from vafx._fit._landmarks import mirror_landmarks
 
     return mirror_landmarks(landmarks, width)
 
@@ -160,7 +160,7 @@ def test_cli_synthesize(ict_dir, setup, tmp_path):
 AUGMENT_KILLER = """
 import os, signal, sys
 import vafx
-from vafx._augment import augment
+from vafx._pipeline._augment import augment
 models = vafx.load_bin_models(sys.argv[3])
 model = vafx.load_model("ict")
 stop = int(sys.argv[5])
@@ -225,7 +225,7 @@ def test_many_photos_and_targets_in_one_call(ict_model, setup, tmp_path):
 
     import imageio.v3 as iio
 
-    from vafx._synthesize_files import grid_targets, output_name, synthesize_files
+    from vafx._pipeline._synthesize_files import grid_targets, output_name, synthesize_files
 
     models, img, _ = setup
     (tmp_path / "lm").mkdir()
@@ -253,7 +253,7 @@ def test_many_photos_and_targets_in_one_call(ict_model, setup, tmp_path):
 
 def test_targets_csv_and_bad_targets(tmp_path):
     from vafx._errors import DataFileError
-    from vafx._synthesize_files import read_targets
+    from vafx._pipeline._synthesize_files import read_targets
 
     (tmp_path / "t.csv").write_text("valence,arousal\n0.5,0.2\n-0.1,0.9\n")
     np.testing.assert_allclose(read_targets(tmp_path / "t.csv"), [[0.5, 0.2], [-0.1, 0.9]])

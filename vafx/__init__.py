@@ -5,17 +5,14 @@ kernels are in :mod:`vafx.kernels`.
 """
 
 from . import kernels
-from ._animate import Clip, animate, linear_path, read_path, smoothness, write_clip
-from ._augment import augment
-from ._augment import merge as merge_augment
-from ._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
-from ._blend import BlendInfo, seamless_clone, seamless_clone_batch
-from ._controls import Target, emotions, parse_aus
-from ._defaults import default_bin_models
+from ._compiled._jax_config import configure_compilation_cache as _configure_cache
 from ._errors import DataFileError, DownloadError, FitError, ModelNotFoundError, VafxError
-from ._fetch import SOURCES as MODEL_SOURCES
-from ._fetch import ModelSource, fetch_model
-from ._fitting import (
+from ._evaluate._judges import evaluate_synthesis
+from ._expression._bins import BinModels, bin_expression, fit_bins, load_bin_models, save_bin_models
+from ._expression._controls import Target, emotions, parse_aus
+from ._expression._defaults import default_bin_models
+from ._expression._deformation import expression_for, full_deformation
+from ._fit._fitting import (
     Fit,
     FitConfig,
     check_fits,
@@ -24,6 +21,13 @@ from ._fitting import (
     fitted_vertices,
     image_vertices,
 )
+from ._fit._landmarks import (
+    NoFaceError,
+    detect_in_files,
+    detect_landmarks,
+    face_descriptor,
+)
+from ._fit._refine import RefineConfig, refine_photometric
 from ._gallery._import import ImportProblems, import_meshes
 from ._gallery._register import (
     FrameReport,
@@ -43,24 +47,13 @@ from ._gallery._store import (
     GalleryError,
     GalleryWriter,
     SequenceData,
-    Template,
     open_gallery,
-    template_from_model,
     write_gallery,
 )
 from ._gallery._synth import SynthConfig, synthesize_gallery
-from ._jax_config import configure_compilation_cache as _configure_cache
-from ._judges import evaluate_synthesis
-from ._landmarks import (
-    NoFaceError,
-    detect_in_files,
-    detect_landmarks,
-    face_descriptor,
-    read_photo,
-    read_pts,
-    write_pts,
-)
-from ._mesh_io import export_mesh
+from ._io._mesh_io import export_mesh
+from ._io._photos import read_photo
+from ._io._pts import read_pts, write_pts
 from ._model._cache import load_model_file, save_model
 from ._model._eos import (
     load_eos_model,
@@ -69,6 +62,8 @@ from ._model._eos import (
     read_ibug_mapping,
     write_eos_model,
 )
+from ._model._fetch import SOURCES as MODEL_SOURCES
+from ._model._fetch import ModelSource, fetch_model
 from ._model._ict import load_ict_folder, load_ict_npz
 from ._model._morphable import (
     CONTOUR_LANDMARKS_LEFT,
@@ -82,20 +77,22 @@ from ._model._morphable import (
     triangulate,
 )
 from ._model._resolve import find_model, load_model, load_model_path
+from ._model._template import Template, template_from_model
 from ._paths import cache_root, data_root
-from ._refine import RefineConfig, refine_photometric
-from ._render import Rendered, render_face, render_faces
-from ._synthesis import (
+from ._pipeline._animate import Clip, animate, linear_path, read_path, smoothness, write_clip
+from ._pipeline._augment import augment
+from ._pipeline._augment import merge as merge_augment
+from ._pipeline._synthesis import (
     SynthesisBatch,
     SynthesisConfig,
     SynthesisResult,
-    expression_for,
     fitted_expression,
-    full_deformation,
     synthesize,
     synthesize_batch,
 )
-from ._synthesize_files import synthesize_files
+from ._pipeline._synthesize_files import synthesize_files
+from ._render._blend import BlendInfo, seamless_clone, seamless_clone_batch
+from ._render._face import Rendered, render_face, render_faces
 from ._va_space import VAGrid, validate_va
 from ._version import __version__
 from .kernels import ccc, mse, pcc
@@ -219,4 +216,4 @@ __all__ = [
     "write_eos_model",
 ]
 
-_configure_cache()  # the compilation cache the CLI shares (vafx._jax_config)
+_configure_cache()  # the compilation cache the CLI shares (vafx._compiled._jax_config)

@@ -35,11 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write_text
 from .._errors import DataFileError
+from .._io._atomic import atomic_write_text
+from .._io._obj import read_obj
 from .._model._morphable import triangulate
-from .._obj import read_obj
-from ._store import Gallery, GalleryError, GalleryWriter, SequenceData, Template
+from .._model._template import Template
+from ._store import Gallery, GalleryError, GalleryWriter, SequenceData
 
 log = logging.getLogger("vafx")
 

@@ -34,10 +34,10 @@ import numpy as np
 
 from .._errors import DataFileError
 from .._model._morphable import MorphableModel
+from .._model._template import Template
 from ..kernels import registration as reg
 from ..kernels.camera import hat as reg_hat
 from ..kernels.camera import so3_exp
-from ._store import Template
 
 
 @dataclasses.dataclass(frozen=True)

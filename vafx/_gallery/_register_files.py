@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write_text
 from .._errors import DataFileError
+from .._io._atomic import atomic_write_text
 from .._model._morphable import MorphableModel
+from .._model._template import Template
 from ._import import _mesh_path, _read_mesh_file, neutral_frame, read_annotations
 from ._register import RegisterConfig, register_sequence, registration_setup
-from ._store import Template
 
 log = logging.getLogger("vafx")
 

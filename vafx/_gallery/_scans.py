@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._model._morphable import MorphableModel, model_shape
+from .._model._template import Template
 from ..kernels import raster
 from ..kernels.camera import so3_exp
-from ._store import Template
 
 
 @dataclasses.dataclass(frozen=True)

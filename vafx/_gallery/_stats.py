@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_path, atomic_write_text
+from .._io._atomic import atomic_path, atomic_write_text
 from ._store import Gallery
 
 
@@ -66,7 +66,7 @@ def write_histogram_png(gallery: Gallery, path: str | os.PathLike, title: str = 
     """Write the gallery's 2D V-A histogram (Fig. 3 style, log colour scale) as a PNG.
 
     Returns the renderer used ("matplotlib"). The demo's Fig. 3, with the mean
-    shapes of bins around the histogram, is :func:`vafx._figures.fig3_figure`.
+    shapes of bins around the histogram, is :func:`vafx._pipeline._figures.fig3_figure`.
     """
     grid = count_grid(gallery)
     path = Path(path)

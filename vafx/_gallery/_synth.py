@@ -34,8 +34,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._model._template import Template, template_from_model
 from . import _facs
-from ._store import Gallery, GalleryWriter, SequenceData, Template, template_from_model
+from ._store import Gallery, GalleryWriter, SequenceData
 
 #: Version of the generator's rules; part of a gallery's fingerprint, so a resume
 #: never mixes sequences from two versions.

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_path
 from .._errors import DataFileError
+from .._io._atomic import atomic_path
 from ._morphable import MorphableModel, make_model
 
 FORMAT = "vafx-morphable-model"

@@ -398,7 +398,7 @@ def write_eos_model(path: str | os.PathLike, model: MorphableModel, version: int
     scaled to unit norm with eigenvalues = (std * column norm)^2, so that a
     model read back samples the same faces. Written atomically.
     """
-    from .._atomic import atomic_write_bytes
+    from .._io._atomic import atomic_write_bytes
 
     if version not in EOS_VERSIONS:
         raise ValueError(f"eos model version must be one of {EOS_VERSIONS}, got {version}")

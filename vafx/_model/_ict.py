@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import DataFileError
-from .._obj import read_obj
+from .._io._obj import read_obj
 from ._morphable import MorphableModel, make_model, triangulate
 
 #: Vertex ranges (inclusive) of the model's parts, from the upstream README.

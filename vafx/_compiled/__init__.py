@@ -1,0 +1,1 @@
+"""Compiled programs: JAX's compilation cache and vafx's persistent exported programs."""

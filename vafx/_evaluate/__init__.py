@@ -1,0 +1,1 @@
+"""The paper's evaluation protocols, the V-A regressor and the judges of synthesized images."""

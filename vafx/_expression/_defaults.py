@@ -1,0 +1,228 @@
+"""Default bin models: built once per face model from the default synthetic gallery, then cached.
+
+``vafx synthesize`` and ``vafx augment`` without ``--bins``, and
+:func:`default_bin_models` in Python, use them. On first use vafx generates
+the default synthetic gallery (:class:`vafx.SynthConfig` defaults: 20
+subjects, 42 prototypes, 20,160 frames; docs/gallery.md) and computes every
+bin's mean and median label as the sequences come (the frames are not stored:
+2.3 GB for ICT), and saves them. The bins' SPLOCS blendshapes, needed only to
+*sample* a bin (``--sample``), need every frame: the gallery is stored in a
+temporary folder of the cache, fitted and deleted, when first asked for, and
+takes minutes where the means take seconds.
+
+Cache entries are keyed by the face model (name and template digest), the
+gallery generator's version, the synthetic gallery's settings, the bin
+settings and the vafx version, so nothing built by another version or for
+another model is ever read. A build holds a lock file: a second process that
+asks meanwhile waits for the first and then reads its result; the result is
+written atomically, so an interrupted build leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .._io._atomic import scratch
+from .._paths import cache_root
+from .._version import __version__
+
+log = logging.getLogger("vafx")
+
+#: SPLOCS settings of the default blendshape models: ``vafx bins fit``'s defaults.
+MIN_FRAMES = 10
+
+
+def _region(model) -> str | None:
+    return "face" if "face" in model.regions else None
+
+
+def _settings(model, splocs: bool) -> dict:
+    from .._gallery._synth import GENERATOR, SynthConfig
+    from .._model._template import template_from_model
+    from ..kernels.splocs import SplocsParams
+
+    gallery = SynthConfig(region=_region(model))
+    return dict(
+        model=model.name,
+        template=template_from_model(model, gallery.region).digest(),
+        generator=GENERATOR,
+        gallery=dataclasses.asdict(gallery),
+        splocs=SplocsParams()._asdict() if splocs else None,
+        min_frames=MIN_FRAMES,
+        vafx=__version__,
+    )
+
+
+def default_bins_path(model, *, splocs: bool = False) -> Path:
+    """Where the default bin models of ``model`` are (or will be) cached.
+
+    ``<cache>/bins/<model>-<key>/means.npz`` (or ``splocs.npz``), the key a
+    digest of everything the models depend on (see the module docstring).
+    """
+    s = _settings(model, splocs=False)
+    key = hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_root() / "bins" / f"{model.name}-{key}" / ("splocs.npz" if splocs else "means.npz")
+
+
+@contextlib.contextmanager
+def _locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a file beside the entry), waiting if another has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no inter-process lock
+            yield
+            return
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another process that is building {path.parent.name}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+class _BinMeans:
+    """What :func:`vafx.synthesize_gallery` writes into, when only bin means are wanted.
+
+    Accumulates each bin's sum of deltas (frame minus its sequence's neutral,
+    in float32 as the store computes them; summed in float64) and every
+    expression frame's V-A, instead of storing the frames (2.3 GB for the ICT
+    default gallery). It then stands in for the stored gallery in
+    :func:`vafx.fit_bins` with ``splocs=False``, which asks only for the
+    template, the grid, the counts, the medians and each bin's mean: the
+    result equals that of the stored gallery up to the summation's rounding
+    (tested).
+    """
+
+    complete = False
+    sequences_done = 0
+
+    def __init__(self, template, fingerprint: str):
+        from .._va_space import VAGrid
+
+        self.template, self.grid = template, VAGrid(10)
+        self.path = "default synthetic gallery (in memory)"
+        self.manifest = dict(fingerprint=fingerprint)
+        n = template.num_vertices
+        self._sums = np.zeros((self.grid.num_bins, n, 3), np.float64)
+        self._counts = np.zeros(self.grid.num_bins, np.int64)
+        self._va: list[np.ndarray] = []
+        self.num_frames = self.num_sequences = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def skip(self, key: str) -> None:  # pragma: no cover - nothing is resumed
+        pass
+
+    def add(self, seq) -> None:
+        frames = np.asarray(seq.frames, np.float32)
+        deltas = frames - np.asarray(seq.neutral, np.float32)
+        va = np.asarray(seq.va, np.float32).reshape(-1, 2)
+        bins = np.asarray(self.grid.bin_index(va)).reshape(-1)
+        for b in np.unique(bins):
+            self._sums[b] += deltas[bins == b].sum(axis=0, dtype=np.float64)
+        self._counts += np.bincount(bins, minlength=self.grid.num_bins)
+        self._va.append(va)
+        self.num_frames += len(frames)
+        self.num_sequences += 1
+
+    def counts(self) -> np.ndarray:
+        return self._counts.copy()
+
+    def medians(self) -> np.ndarray:
+        return np.asarray(self.grid.medians(np.concatenate(self._va))).reshape(-1, 2)
+
+    def bin_deltas(self, b: int) -> np.ndarray:
+        """Bin ``b``'s mean as float32[1, n, 3]: all that ``fit_bins(splocs=False)`` takes of it."""
+        return (self._sums[b] / max(self._counts[b], 1)).astype(np.float32)[None]
+
+
+def _log(msg: str) -> None:
+    log.info("%s", msg)
+
+
+def default_bin_models(
+    model="ict",
+    *,
+    splocs: bool = False,
+    report: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """The default bin models of a face model, built on first use and cached.
+
+    Args:
+        model: a :class:`vafx.MorphableModel`, or a model name or path for
+            :func:`vafx.load_model`.
+        splocs: also the bins' SPLOCS blendshapes (for sampling a bin; minutes
+            to build on first use). Without, the bins' means and labels (all
+            that synthesis from bin means needs; about 40 s on first use on a
+            2-core CPU).
+        report: called with a line of text for each step of a build (or the
+            wait for another process's build); default: the "vafx" logger.
+        progress: called with (sequences done, total) while the gallery is
+            generated, then (chunks done, total) while SPLOCS is fitted.
+
+    Returns:
+        :class:`vafx.BinModels`, on the model's face region ("face" where the
+        model has one, else the whole mesh).
+    """
+    from .._gallery._synth import SynthConfig, synthesize_gallery
+    from .._model._resolve import load_model
+    from ._bins import fit_bins, load_bin_models, save_bin_models
+
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    say = report or _log
+    path = default_bins_path(model, splocs=splocs)
+    if path.exists():
+        return load_bin_models(path)
+    with _locked(path.parent / ".lock", say):
+        if path.exists():  # built by the process we waited for
+            return load_bin_models(path)
+        t0 = time.perf_counter()
+        what = "SPLOCS blendshapes (minutes)" if splocs else "bin means (under a minute)"
+        say(f"building the default bin models of {model.name}, {what}, once, into {path.parent}")
+        # a folder per build: a killed build's leftovers are removed by the next
+        gallery_dir = path.parent / "gallery.tmp"
+        shutil.rmtree(gallery_dir, ignore_errors=True)
+        try:
+            cfg = SynthConfig(region=_region(model))
+            say(f"generating the default synthetic gallery ({cfg.subjects} subjects)")
+            if splocs:  # SPLOCS needs every frame: a stored gallery, deleted after
+                with scratch():  # no fsync per file
+                    g = synthesize_gallery(gallery_dir, model, cfg, progress=progress)
+            else:  # the means need only sums per bin
+                g = synthesize_gallery(gallery_dir, model, cfg, progress=progress,
+                                       writer=_BinMeans)  # fmt: skip
+            say(f"{g.num_frames} frames in {g.num_sequences} sequences; fitting the bins")
+            models = fit_bins(g, min_frames=MIN_FRAMES, splocs=splocs,
+                              progress=progress if splocs else None)  # fmt: skip
+            models.meta["gallery"] = f"default synthetic gallery of {model.name} (not kept)"
+            models.meta["default"] = _settings(model, splocs)
+            save_bin_models(path, models)
+        finally:
+            shutil.rmtree(gallery_dir, ignore_errors=True)
+        say(f"default bin models ready in {time.perf_counter() - t0:.0f} s: {path}")
+        return models

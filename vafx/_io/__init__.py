@@ -1,0 +1,1 @@
+"""Photos, landmark files, meshes and atomic writes: vafx's file formats."""

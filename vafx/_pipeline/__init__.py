@@ -1,0 +1,1 @@
+"""The jobs: synthesis on photos, files and folders, augmentation, animation, the demo."""

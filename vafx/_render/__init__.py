@@ -1,0 +1,1 @@
+"""Re-rendering the fitted face into the photo, its shading, and Poisson blending."""

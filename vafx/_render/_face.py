@@ -1,0 +1,723 @@
+"""Re-rendering fitted faces with new expressions into their photos (section 3.4, step 3).
+
+Choice of method (see docs/rendering.md): the deformed mesh is rasterized; every
+covered pixel is mapped back to the same surface point (triangle and
+barycentric coordinates) on the fitted, undeformed mesh, whose projection lies
+in the photo; the photo is sampled there (bilinear). No texture map is
+resampled, so the face keeps the photo's full resolution, and with zero
+deformation every pixel maps to itself: the photo comes back exactly.
+
+Surface the photo never showed is filled: points of the skin or eyes hidden in
+the neutral view take colours diffused over the mesh from the visible vertices;
+the ICT model's mouth interior (mouth socket, gums and tongue, teeth), which a
+closed-mouth photo never shows, is shaded from base colours matched to the
+photo's skin brightness, darker the deeper it lies behind the lips.
+
+Everything after the fit is one jit-compiled call over a batch of photos and a
+batch of deformations (:func:`render_faces`): the work that depends only on a
+photo's fit (its neutral z-buffer, vertex colours and their diffusion) is done
+once per photo and shared by all its deformations.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._compiled._programs import grown_sizes, persistent
+from .._fit._fitting import Fit, image_vertices
+from .._model._morphable import MorphableModel, model_shape, region_faces
+from ..kernels.raster import RasterPlan, interpolate, raster_plan, rasterize, sample_bilinear
+from ._shading import estimate_lighting, shading_ratio
+
+__all__ = ["Rendered", "render_face", "render_faces", "vertex_normals"]
+
+#: Base colours (linear RGB in [0, 1]) of the ICT mouth interior.
+MOUTH_COLOURS = {
+    "teeth": (0.86, 0.83, 0.76),
+    "gums_tongue": (0.70, 0.33, 0.36),
+    "mouth_socket": (0.36, 0.12, 0.13),
+}
+PHOTO_REGIONS = ("face", "eyes")
+
+PHOTO, FILLED, MOUTH = 1, 2, 3
+
+
+class Rendered(NamedTuple):
+    """Output of :func:`render_face` (of :func:`render_faces`: leading axes [B, T]).
+
+    Attributes:
+        image: float32[H, W, 3] in [0, 1]: the photo with the re-rendered face.
+        coverage: bool[H, W], pixels the rendered face covers.
+        blend_mask: bool[H, W], where Poisson blending should solve: every
+            pixel the re-rendering changed (at 8-bit precision), so that the
+            blend's boundary values are pixels the render left equal to the photo.
+        source: int8[H, W]: 0 photo untouched, 1 sampled from the photo,
+            2 filled (surface hidden in the photo), 3 mouth interior.
+        lighting: float32[3, 9], the photo's second-order SH lighting per
+            colour channel, estimated from the fit (model-space normals;
+            :func:`vafx._render._shading.estimate_lighting`), the same for every
+            deformation of one photo.
+    """
+
+    image: np.ndarray
+    coverage: np.ndarray
+    blend_mask: np.ndarray
+    source: np.ndarray
+    lighting: np.ndarray
+
+
+class RenderMesh(NamedTuple):
+    """The part of a model that is rendered, with what the renderer needs of it (a pytree).
+
+    Attributes:
+        faces: int32[F, 3], the photo regions' and mouth interior's triangles.
+        tag: int32[F], region of each: 0 face, 1 eyes, 2 and up mouth interior.
+        used: bool[V], vertices of those triangles.
+        edges: int32[2, E], directed mesh edges (source, destination), by destination.
+        mouth_base: float32[V, 3], the mouth interior's base colours (0 elsewhere).
+        inner: int32[M], the mouth interior's vertices (M may be 0).
+        skin: bool[V], vertices of the face region (what the lighting is fitted to).
+    """
+
+    faces: jax.Array
+    tag: jax.Array
+    used: jax.Array
+    edges: jax.Array
+    mouth_base: jax.Array
+    inner: jax.Array
+    skin: jax.Array
+
+
+_MESHES: dict = {}  # id(model) -> (model, RenderMesh); the model kept so the id stays its own
+
+
+def _edges(faces: np.ndarray, n: int) -> np.ndarray:
+    """int32[2, E]: the mesh's directed edges (source, destination), sorted by destination."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    key = np.unique(np.concatenate([e[:, 1] * n + e[:, 0], e[:, 0] * n + e[:, 1]]))
+    return np.stack([key % n, key // n]).astype(np.int32)
+
+
+def render_mesh(model: MorphableModel) -> RenderMesh:
+    """The :class:`RenderMesh` of a model (computed once per model object)."""
+    key = id(model)
+    hit = _MESHES.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    n = model.mean.shape[0]
+    out, tags = [], []
+    for i, name in enumerate(PHOTO_REGIONS + tuple(MOUTH_COLOURS)):
+        if name in model.regions:
+            out.append(region_faces(model, name))
+            tags.append(np.full(len(out[-1]), i, np.int32))
+    f = np.concatenate(out).astype(np.int32)
+    used = np.zeros(n, bool)
+    used[f.ravel()] = True
+    base = np.zeros((n, 3), np.float32)
+    inner = []
+    for name, colour in MOUTH_COLOURS.items():
+        if name in model.regions:
+            ids = np.asarray(model.regions[name])
+            base[ids] = colour
+            inner.append(ids)
+    inner = np.unique(np.concatenate(inner)) if inner else np.zeros(0, np.int64)
+    skin = np.zeros(n, bool)
+    if "face" in model.regions:
+        skin[region_faces(model, "face").ravel()] = True
+    mesh = RenderMesh(
+        jax.device_put(f),
+        jax.device_put(np.concatenate(tags)),
+        jax.device_put(used),
+        jax.device_put(_edges(f, n)),
+        jax.device_put(base),
+        jax.device_put(inner.astype(np.int32)),
+        jax.device_put(skin),
+    )
+    if len(_MESHES) > 8:
+        _MESHES.clear()
+    _MESHES[key] = (model, mesh)
+    return mesh
+
+
+def vertex_normals(vertices: jax.Array, faces: jax.Array) -> jax.Array:
+    """Area-weighted unit vertex normals: float[V, 3] from vertices float[V, 3], faces int[F, 3]."""
+    t = vertices[faces]
+    fn = jnp.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    n = jnp.zeros_like(vertices)
+    for k in range(3):
+        n = n.at[faces[:, k]].add(fn)
+    return n / jnp.maximum(jnp.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+def _diffuse(colours, known, edges, iters):
+    """Fill unknown vertex colours by repeated averaging over the neighbours that have one.
+
+    ``edges`` int32[2, E] (source, destination), sorted by destination.
+    Returns (float[V, 3] colours, bool[V] reached). Vertices more than
+    ``iters`` edges from any known one are not reached.
+    """
+    src, dst = edges[0], edges[1]
+    n = colours.shape[0]
+
+    def body(_, state):
+        c, have = state
+        wh = have[src].astype(c.dtype)
+        cnt = jax.ops.segment_sum(wh, dst, n, indices_are_sorted=True)
+        acc = jax.ops.segment_sum(c[src] * wh[:, None], dst, n, indices_are_sorted=True)
+        upd = ~known & (cnt > 0)
+        c = jnp.where(upd[:, None], acc / jnp.maximum(cnt, 1.0)[:, None], c)
+        return c, have | (cnt > 0)
+
+    return jax.lax.fori_loop(0, iters, body, (jnp.where(known[:, None], colours, 0.0), known))
+
+
+def _unit(n):
+    return n / jnp.maximum(jnp.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+
+
+def _inside(uv, h, w):
+    return (
+        (uv[..., 0] >= -0.5)
+        & (uv[..., 0] <= w - 0.5)
+        & (uv[..., 1] >= -0.5)
+        & (uv[..., 1] <= h - 0.5)
+    )
+
+
+def _lookup(buf, uv, h, w):
+    yi = jnp.clip(jnp.rint(uv[..., 1]), 0, h - 1).astype(jnp.int32)
+    xi = jnp.clip(jnp.rint(uv[..., 0]), 0, w - 1).astype(jnp.int32)
+    return buf[yi, xi]
+
+
+class _Canvas(NamedTuple):
+    """What one photo's fit gives every rendering of it."""
+
+    zbuf: jax.Array  # float[H, W], the neutral mesh's z-buffer
+    colours: jax.Array  # float[V, 3], photo colours per vertex, hidden ones diffused
+    skin: jax.Array  # float[3], mean colour of the visible vertices
+    normals: jax.Array  # float[V, 3], the fitted mesh's vertex normals (model space)
+    lighting: jax.Array  # float[3, 9], the photo's SH lighting in model space
+
+
+def _canvas(photo, v0, p0, view, mesh, *, plan, perspective, tol, iters, shade):
+    h, w = photo.shape[:2]
+    fr0 = rasterize(p0, mesh.faces, h, w, plan, perspective=perspective)
+    vis = mesh.used & _inside(p0, h, w) & (jnp.abs(p0[:, 2] - _lookup(fr0.depth, p0, h, w)) <= tol)
+    col = sample_bilinear(photo, p0[:, :2])
+    nvis = jnp.sum(vis)
+    skin = jnp.where(
+        nvis > 0,
+        jnp.sum(jnp.where(vis[:, None], col, 0.0), 0) / jnp.maximum(nvis, 1).astype(col.dtype),
+        jnp.full((3,), 0.6, col.dtype),
+    )
+    filled, reached = _diffuse(col, vis, mesh.edges, iters)
+    normals = vertex_normals(v0, mesh.faces)
+    if shade:
+        # skin seen from the front: grazing views mix the face with what lies behind
+        trust = vis & mesh.skin & (normals @ view > 0.3)
+        # every 4th vertex: 27 unknowns need no 27k equations (2,300 on the ICT face)
+        lighting = estimate_lighting(col[::4], normals[::4], trust[::4].astype(col.dtype))
+    else:
+        lighting = jnp.zeros((3, 9), col.dtype).at[:, 0].set(1.0)
+    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin, normals, lighting)
+
+
+def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol, maps=False):
+    h, w = photo.shape[:2]
+    f = mesh.faces
+    fr1 = rasterize(p1, f, h, w, plan, perspective=perspective)
+    cover = fr1.triangle >= 0
+    # the same surface point on the neutral mesh: its place in the photo and its depth
+    uvz0 = interpolate(p0, f, fr1)
+    seen = (
+        cover
+        & _inside(uvz0, h, w)
+        & (jnp.abs(uvz0[..., 2] - _lookup(canvas.zbuf, uvz0, h, w)) <= tol)
+    )
+    region = jnp.where(cover, mesh.tag[jnp.maximum(fr1.triangle, 0)], -1)
+    n_photo = len(PHOTO_REGIONS)
+    # the mouth interior the photo shows (lips apart in the neutral fit) is sampled
+    # like the skin; only the part it never showed is synthesized
+    mouth = cover & (region >= n_photo) & ~seen
+    sampled = sample_bilinear(photo, uvz0[..., :2])
+    filled = interpolate(canvas.colours, f, fr1)
+    normals1 = vertex_normals(v1, f)
+    ratio = shading_ratio(
+        canvas.lighting,
+        _unit(interpolate(canvas.normals, f, fr1)),
+        _unit(interpolate(normals1, f, fr1)),
+    )[..., None]
+    sampled = sampled * ratio
+    filled = filled * ratio
+
+    # the mouth interior: base colours matched to the skin, shaded, darker when deep
+    # brightness matched to the skin's, and the photo's colour balance (the skin's
+    # chroma, at a quarter power) so that teeth are not bluish grey beside warm skin
+    match = jnp.clip(jnp.mean(canvas.skin) / 0.6, 0.4, 1.4)
+    match = match * (canvas.skin / jnp.maximum(jnp.mean(canvas.skin), 1e-3)) ** 0.25
+    # soft shading: per-tooth normals at full strength stripe the teeth
+    lambert = 0.6 + 0.4 * jnp.clip(normals1 @ view, 0.0, 1.0)
+    if mesh.inner.shape[0]:
+        front = jnp.percentile(p1[mesh.inner, 2], 2.0)
+    else:
+        front = jnp.zeros((), p1.dtype)
+    depth_span = jnp.maximum(0.08 * jnp.ptp(p1[:, 0]), 1e-6)  # about 2 cm on a head
+    deep = jnp.exp(-jnp.clip(p1[:, 2] - front, 0.0, None) / depth_span)
+    mcol = mesh.mouth_base * match[None, :] * (lambert * (0.4 + 0.6 * deep))[:, None]
+    mouth_img = interpolate(mcol, f, fr1)
+
+    fill = cover & ~seen & ~mouth
+    out = jnp.where(seen[..., None], sampled, photo)
+    out = jnp.where(fill[..., None], filled, out)
+    out = jnp.where(mouth[..., None], mouth_img, out)
+    source = jnp.zeros((h, w), jnp.int8)
+    source = jnp.where(seen, jnp.int8(PHOTO), source)
+    source = jnp.where(fill, jnp.int8(FILLED), source)
+    source = jnp.where(mouth, jnp.int8(MOUTH), source)
+    # the blend mask (what changed) is computed by `_changed`, in its own compiled call:
+    # inside this one it changed how XLA fused the rasterizer, and with it which of two
+    # surfaces at nearly equal depth won some pixels, so that a batch and single calls
+    # no longer rendered the same image
+    r = Rendered(jnp.clip(out, 0.0, 1.0), cover, cover, source, canvas.lighting)
+    if not maps:
+        return r
+    # what a finer image needs to redo the sampling (:func:`compose_full`): where each
+    # seen pixel comes from in the photo, and its shading ratio
+    return r, _Maps(uvz0[..., :2], ratio[..., 0], seen, fr1.triangle)
+
+
+class _Maps(NamedTuple):
+    """Per pixel of a rendering: photo position sampled (float[H, W, 2]), ratio, seen, triangle."""
+
+    uv: jax.Array
+    ratio: jax.Array
+    seen: jax.Array
+    triangle: jax.Array
+
+
+@persistent(static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade", "maps"))
+def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera, tol, iters,
+                  sequential, shade, maps=False):  # fmt: skip
+    """photos [B, H, W, 3], v0 and p0 [B, V, 3], p1 and deformations [B, T, V, 3] -> [B, T] outputs.
+
+    p0, p1: image-space vertices of the fitted and the deformed meshes
+    (:func:`_image_vertices`, computed once for the plan and reused here).
+    """
+    persp = camera == "perspective"
+    b, t = deformations.shape[:2]
+
+    def canvas(args):
+        photo, v, p, fit = args
+        return _canvas(photo, v, p, fit.rotation[2], mesh, plan=plan, perspective=persp,
+                       tol=tol, iters=iters, shade=shade)  # fmt: skip
+
+    def one(i):
+        k, j = i // t, i % t
+        fit = jax.tree.map(lambda x: x[k], fits)
+        v1 = v0[k] + deformations[k, j]
+        view = fit.rotation[2]  # towards the camera, in model space
+        cv = jax.tree.map(lambda x: x[k], canvases)
+        return _render_one(photos[k], p0[k], v1, p1[k, j], view, cv, mesh, plan=plan,
+                           perspective=persp, tol=tol, maps=maps)  # fmt: skip
+
+    if sequential:  # CPU: one image's working set stays in cache
+        canvases = jax.lax.map(canvas, (photos, v0, p0, fits))
+        out = jax.lax.map(one, jnp.arange(b * t))
+    else:
+        canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits)
+        out = jax.vmap(one)(jnp.arange(b * t))
+    return jax.tree.map(lambda x: x.reshape(b, t, *x.shape[1:]), out)
+
+
+@persistent
+def _changed(images, photos):
+    """bool[B, T, H, W]: pixels whose 8-bit value differs from the photo's."""
+    return jnp.any(jnp.rint(images * 255) != jnp.rint(photos[:, None] * 255), axis=-1)
+
+
+def _grown_plan(key: str, plan: RasterPlan) -> RasterPlan:
+    """The plan, grown to hold every earlier one of this model and image size.
+
+    Capacities only grow (kept across processes: :func:`vafx._compiled._programs.grown_sizes`),
+    so after a few photos every face fits the same plan and the compiled
+    renderer is reused instead of compiled anew for each photo whose triangle
+    sizes differ a little.
+    """
+    k = len(plan.levels)
+    sizes = grown_sizes(key, (*plan.levels, plan.large, plan.per_tile))
+    return RasterPlan(tuple(sizes[:k]), sizes[k], sizes[k + 1])
+
+
+@persistent(static_argnames=("camera",))
+def _image_vertices(model, fits, deformations, *, camera):
+    """The fitted meshes v0 [B, V, 3] and their image-space vertices p0 [B, V, 3], p1 [B, T, V, 3]."""
+    v0 = jax.vmap(lambda a, e: model_shape(model, a, e))(fits.identity, fits.expression)
+    p0 = jax.vmap(lambda v, fi: image_vertices(v, fi, camera))(v0, fits)
+    p1 = jax.vmap(lambda v, fi, d: jax.vmap(lambda dd: image_vertices(v + dd, fi, camera))(d))(
+        v0, fits, deformations
+    )
+    return v0, p0, p1
+
+
+def render_faces(
+    photos,
+    model: MorphableModel,
+    fits: Fit,
+    deformations=None,
+    *,
+    camera: str = "orthographic",
+    depth_tolerance: float = 1.5,
+    diffusion_steps: int = 32,
+    shade: bool = True,
+) -> Rendered:
+    """Re-render B fitted photos, each with T deformations, in one compiled call.
+
+    Args:
+        photos: uint8 or float[B, H, W, 3] (float in [0, 1]), one image size.
+        model: the morphable model the fits used.
+        fits: their :class:`vafx.Fit` with a leading axis B (``fit_landmarks``
+            on a batch).
+        deformations: float[T, n, 3] vertex offsets in model units applied to
+            every photo, or float[B, T, n, 3] per photo; None renders the fits
+            as they are (T = 1).
+        camera: the fits' camera.
+        depth_tolerance: a surface point counts as visible in the photo when
+            its neutral depth is within this of the neutral z-buffer (pixels
+            for the orthographic camera, model units for perspective).
+        diffusion_steps: mesh edges over which the colours of visible
+            vertices spread to hidden ones; farther ones take the skin's mean.
+        shade: re-shade moved surface under the photo's lighting, estimated
+            from the fit (:mod:`vafx._render._shading`); False keeps the photo's shading.
+
+    Returns:
+        :class:`Rendered` with leading axes [B, T] (numpy arrays).
+    """
+    img = np.asarray(photos)
+    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+    if img.ndim != 4 or img.shape[3] < 3:
+        raise ValueError(f"photos: expected (B, H, W, 3), got {img.shape}")
+    img = img[..., :3]
+    b, h, w = img.shape[:3]
+    lead = np.shape(np.asarray(fits.scale))
+    if lead != (b,):
+        raise ValueError(f"fits: expected a batch of {b} fits, got leading shape {lead}")
+    n = model.mean.shape[0]
+    if deformations is None:
+        d = np.zeros((b, 1, n, 3), np.float32)
+    else:
+        d = np.asarray(deformations, np.float32)
+        if d.ndim == 3:
+            d = np.broadcast_to(d[None], (b, *d.shape))
+        if d.ndim != 4 or d.shape[0] != b or d.shape[2:] != (n, 3):
+            raise ValueError(
+                f"deformations: expected (T, {n}, 3) or ({b}, T, {n}, 3), got {np.shape(deformations)}"
+            )
+    r, boxes, _ = _render_cropped(img, model, fits, d, camera=camera,
+                               depth_tolerance=depth_tolerance,
+                               diffusion_steps=diffusion_steps, shade=shade)  # fmt: skip
+    t = d.shape[1]
+    image = np.broadcast_to(img[:, None], (b, t, h, w, 3)).copy()
+    cover = np.zeros((b, t, h, w), bool)
+    changed = np.zeros((b, t, h, w), bool)
+    source = np.zeros((b, t, h, w), np.int8)
+    for k, (y0, x0, ch, cw) in enumerate(boxes):
+        win = (k, slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
+        image[win] = r.image[k]
+        cover[win] = r.coverage[k]
+        changed[win] = r.blend_mask[k]
+        source[win] = r.source[k]
+    return Rendered(image, cover, changed, source, r.lighting)
+
+
+#: Crop sizes are rounded up to multiples of this (pixels), so that photos of
+#: different sizes whose faces are of about one size share compiled programs.
+CROP_STEP = 64
+#: Pixels kept around the projected mesh in a crop: bilinear sampling, the
+#: z-buffer test and the blend's boundary ring all lie within it.
+CROP_PAD = 6
+
+
+def face_boxes(points, image_size, *, pad: int = CROP_PAD, step: int = CROP_STEP) -> np.ndarray:
+    """One crop size for a batch, placed on each photo's face: int[B, 4] (y0, x0, h, w).
+
+    Args:
+        points: float[B, N, 2] image points (x, y) every crop must hold
+            (the rendered meshes' vertices, fitted and deformed); non-finite ignored.
+        image_size: (height, width) of the photos.
+        pad: pixels kept around the points.
+        step: the crop's height and width are multiples of it (or the photo's).
+
+    Returns:
+        int64[B, 4]; every box lies within the photo and has the same h and w.
+    """
+    h, w = int(image_size[0]), int(image_size[1])
+    pts = np.asarray(points, np.float64)
+    lo = np.zeros((len(pts), 2))
+    hi = np.zeros((len(pts), 2))
+    for k, p in enumerate(pts):
+        p = p[np.isfinite(p).all(axis=1)]
+        if len(p) == 0:
+            lo[k], hi[k] = (0, 0), (w - 1, h - 1)
+            continue
+        lo[k] = np.clip(np.floor(p.min(axis=0)) - pad, 0, [w - 1, h - 1])
+        hi[k] = np.clip(np.ceil(p.max(axis=0)) + pad, 0, [w - 1, h - 1])
+    need = (hi - lo + 1).max(axis=0)  # (width, height)
+    cw = min(int(-(-need[0] // step) * step), w)
+    ch = min(int(-(-need[1] // step) * step), h)
+    boxes = np.zeros((len(pts), 4), np.int64)
+    for k in range(len(pts)):
+        x0 = int(np.clip(lo[k, 0] - (cw - (hi[k, 0] - lo[k, 0] + 1)) // 2, 0, w - cw))
+        y0 = int(np.clip(lo[k, 1] - (ch - (hi[k, 1] - lo[k, 1] + 1)) // 2, 0, h - ch))
+        boxes[k] = (y0, x0, ch, cw)
+    return boxes
+
+
+class Working(NamedTuple):
+    """How a crop was rendered at a coarser working resolution (see :func:`compose_full`).
+
+    Attributes:
+        factor: (fy, fx): crop pixels per working pixel along y and x (above 1).
+        maps: the working rendering's :class:`_Maps`, leading axes [B, T].
+        photos: float32[B, h, w, 3], the crops downscaled (what was rendered).
+        p0, p1: float32[B, V, 3] and [B, T, V, 3], the fitted and deformed
+            meshes' image-space vertices in the full-resolution crop.
+        faces: int32[F, 3], the rendered triangles.
+    """
+
+    factor: tuple[float, float]
+    maps: _Maps
+    photos: np.ndarray
+    p0: np.ndarray
+    p1: np.ndarray
+    faces: np.ndarray
+
+
+def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_steps, shade,
+                    max_side=None):  # fmt: skip
+    """:func:`render_faces` on the crops around the faces: (Rendered [B, T], boxes, working).
+
+    img uint8 or float[B, H, W, 3], d float32[B, T, n, 3]. Only the crop around
+    each face (:func:`face_boxes`) is rasterized and rendered, so the work
+    follows the face, not the photo; the renderer sees image-space vertices
+    moved by the crop's corner, and every pixel it gives equals the full-frame
+    render's up to that shift's rounding.
+
+    With ``max_side``, a crop whose larger side exceeds it is rendered at a
+    working resolution of that larger side (the photo downscaled with
+    anti-aliasing, vertices scaled); ``working`` then holds what
+    :func:`compose_full` needs to bring the result back to the crop's full
+    resolution. Otherwise ``working`` is None and the rendering is the crop's.
+    The Rendered images are float32 in [0, 1] at the rendering's resolution.
+    """
+    b, h, w = img.shape[:3]
+    n = model.mean.shape[0]
+    t = d.shape[1]
+    mesh = render_mesh(model)
+    d = jax.device_put(d)
+    v0, p0, p1 = _image_vertices(model, fits, d, camera=camera)
+    used = np.asarray(mesh.used)
+    hp0, hp1 = np.asarray(p0), np.asarray(p1)
+    pts = np.concatenate([hp0[:, used, :2], hp1[:, :, used, :2].reshape(b, -1, 2)], axis=1)
+    boxes = face_boxes(pts, (h, w))
+    ch, cw = int(boxes[0, 2]), int(boxes[0, 3])
+    shift = np.zeros((b, 1, 3), np.float32)
+    shift[:, 0, 0], shift[:, 0, 1] = boxes[:, 1], boxes[:, 0]
+    hp0 = hp0 - shift
+    hp1 = hp1 - shift[:, None]
+    crops = np.stack([img[k, y0 : y0 + ch, x0 : x0 + cw] for k, (y0, x0, _, _) in enumerate(boxes)])
+    crops = (
+        crops.astype(np.float32) / 255.0 if crops.dtype == np.uint8 else crops.astype(np.float32)
+    )
+    working = None
+    if max_side is not None and max(ch, cw) > max_side:
+        from skimage.transform import resize
+
+        f = max(ch, cw) / max_side
+        wh, ww = max(int(round(ch / f)), 2), max(int(round(cw / f)), 2)
+        fy, fx = ch / wh, cw / ww
+        crops = np.stack([resize(c, (wh, ww), order=1, anti_aliasing=True) for c in crops])
+        crops = crops.astype(np.float32)
+        # pixel centres: x_work = (x + 0.5) / fx - 0.5; orthographic depth is in pixels too
+        sc = np.array([1 / fx, 1 / fy, 1 / np.sqrt(fx * fy) if camera != "perspective" else 1.0],
+                      np.float32)  # fmt: skip
+        off = np.array([0.5 / fx - 0.5, 0.5 / fy - 0.5, 0.0], np.float32)
+        full_p = (hp0, hp1)
+        hp0, hp1 = hp0 * sc + off, hp1 * sc + off
+        ch, cw = wh, ww
+        working = (fy, fx)
+    plan = _grown_plan(
+        f"raster:{model.name}:{n}:{mesh.faces.shape[0]}:{ch}x{cw}",
+        raster_plan(np.concatenate([hp0, hp1.reshape(b * t, n, 3)]), mesh.faces, ch, cw),
+    )
+    crops = jax.device_put(crops)
+    out = _render_batch(
+        crops, v0, jax.device_put(hp0), jax.device_put(hp1), fits, d, mesh, plan=plan,
+        camera=camera, tol=float(depth_tolerance), iters=int(diffusion_steps),
+        sequential=jax.default_backend() == "cpu", shade=bool(shade), maps=working is not None,
+    )  # fmt: skip
+    if working is not None:
+        out, maps = out
+        working = Working(working, _Maps(*(np.asarray(x) for x in maps)), np.asarray(crops),
+                          *full_p, np.asarray(mesh.faces))  # fmt: skip
+    image, cover, _, source, lighting = out
+    changed = _changed(image, crops)
+    r = Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting)))
+    return r, boxes, working
+
+
+def _bilinear_weights(n_out: int, n_in: int, factor: float):
+    """Rows of the linear upsampling from n_in to n_out samples: (i0, i1, t) float[n_out]."""
+    x = (np.arange(n_out) + 0.5) / factor - 0.5
+    x = np.clip(x, 0, n_in - 1)
+    i0 = np.minimum(np.floor(x).astype(np.int32), max(n_in - 2, 0))
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (x - i0).astype(np.float32)
+
+
+#: Rows of the full-resolution crop composed per step (bounds the memory of
+#: :func:`compose_full`: about 30 floats per pixel of a block).
+COMPOSE_ROWS = 128
+
+
+@jax.jit
+def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs, exact):
+    """The full-resolution composite of one working rendering (see :func:`compose_full`).
+
+    ``ys`` and ``exact``'s ``ny`` are padded to a multiple of COMPOSE_ROWS rows; the
+    crop is composed block by block of rows and the padding dropped.
+    """
+    (y0, y1, ty), (x0, x1, tx) = ys, xs
+    tri, ny, nx, p0, p1, faces = exact
+    hh, ww = photo.shape[:2]
+    fy = hh / low.shape[0]
+    fx = ww / low.shape[1]
+    s = seen.astype(photo.dtype)
+    u = (cover & ~seen).astype(photo.dtype)
+    # the working maps to upsample, stacked: seen, seen uv, seen ratio, unseen, unseen
+    # colours, cover, correction (float[h, w, 12])
+    stack = jnp.concatenate(
+        [s[..., None], uv * s[..., None], (ratio * s)[..., None], u[..., None],
+         low * u[..., None], cover.astype(photo.dtype)[..., None], correction], axis=-1,
+    )  # fmt: skip
+    p0xy, p1xy = p0[:, :2], p1[:, :2]
+    rows = COMPOSE_ROWS
+    gx = jnp.arange(ww, dtype=photo.dtype)
+
+    def block(k):
+        r0 = k * rows
+        by0, by1, bty = (jax.lax.dynamic_slice_in_dim(a, r0, rows) for a in (y0, y1, ty))
+        bny = jax.lax.dynamic_slice_in_dim(ny, r0, rows)
+        m = stack[by0] * (1 - bty).reshape(-1, 1, 1) + stack[by1] * bty.reshape(-1, 1, 1)
+        m = m[:, x0] * (1 - tx).reshape(1, -1, 1) + m[:, x1] * tx.reshape(1, -1, 1)
+        ws, wu, wc = m[..., 0], m[..., 4], m[..., 8]
+        safe = jnp.maximum(ws, 1e-6)
+        uv_up = m[..., 1:3] / safe[..., None]
+        uv_full = (uv_up + 0.5) * jnp.array([fx, fy], photo.dtype).reshape(1, 1, 2) - 0.5
+        # where the nearest working pixel saw the photo through a triangle, the pixel's own
+        # barycentric coordinates in that (deformed) triangle give its photo position
+        # exactly (orthographic; to first order for perspective): sharp across the seams
+        t = tri[bny][:, nx]
+        near_seen = seen[bny][:, nx] & (t >= 0)
+        tv = faces[jnp.maximum(t, 0)]  # [rows, W, 3]
+        a = p1xy[tv]  # [rows, W, 3, 2]
+        gy = (r0 + jnp.arange(rows)).astype(photo.dtype)
+        q = jnp.stack(jnp.meshgrid(gx, gy), -1) - a[..., 0, :]
+        e0, e1 = a[..., 1, :] - a[..., 0, :], a[..., 2, :] - a[..., 0, :]
+        den = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
+        ok = near_seen & (jnp.abs(den) > 1e-6)
+        sd = jnp.where(ok, den, 1.0)
+        b1 = (q[..., 0] * e1[..., 1] - q[..., 1] * e1[..., 0]) / sd
+        b2 = (e0[..., 0] * q[..., 1] - e0[..., 1] * q[..., 0]) / sd
+        bary = jnp.stack([1 - b1 - b2, b1, b2], -1)[..., None]  # [rows, W, 3, 1]
+        uv_tri = jnp.sum(bary * p0xy[tv], axis=-2)
+        uv_full = jnp.where(ok[..., None], uv_tri, uv_full)
+        from_photo = sample_bilinear(photo, uv_full) * (m[..., 3] / safe)[..., None]
+        synthetic = m[..., 5:8] / jnp.maximum(wu, 1e-6)[..., None]
+        # inside the face: photo detail where the working pixels sampled the photo, the
+        # working colours where they were synthesized (fill, mouth interior)
+        share = jnp.where(wc > 0, ws / jnp.maximum(ws + wu, 1e-6), 0.0)[..., None]
+        face = share * from_photo + (1 - share) * synthetic
+        under = photo[jnp.clip(r0 + jnp.arange(rows), 0, hh - 1)]
+        return jnp.clip(under + wc[..., None] * (face - under) + m[..., 9:12], 0.0, 1.0)
+
+    out = jax.lax.map(block, jnp.arange(y0.shape[0] // rows))
+    return out.reshape(-1, ww, 3)[:hh]
+
+
+def compose_full(photo, low, maps: _Maps, cover, correction, factor, p0, p1, faces) -> np.ndarray:
+    """A working-resolution rendering brought back to the crop's full resolution.
+
+    Where the working pixels sampled the photo, the full-resolution photo is
+    sampled at the same surface points (each pixel's barycentric coordinates
+    in the triangle its nearest working pixel saw, so the map of photo
+    positions is exact within triangles and sharp across its seams), so the
+    face keeps the photo's full detail; synthesized
+    colours (hidden skin, mouth interior) and the blend's correction (a
+    membrane, smooth by construction) are upsampled bilinearly; outside the
+    rendered face the photo is untouched.
+
+    Args:
+        photo: float32[H, W, 3] in [0, 1], the crop at full resolution.
+        low: float32[h, w, 3], the working rendering.
+        maps: its :class:`_Maps` (one image).
+        cover: bool[h, w], the working coverage.
+        correction: float32[h, w, 3], blended minus rendered at working resolution.
+        factor: (fy, fx), H / h and W / w.
+        p0, p1: float32[V, 3], the fitted and deformed meshes' image-space
+            vertices in the full-resolution crop.
+        faces: int32[F, 3], the rendered triangles.
+
+    Returns:
+        float32[H, W, 3] in [0, 1].
+    """
+    hh, ww = photo.shape[:2]
+    h, w = low.shape[:2]
+    ys = _bilinear_weights(hh, h, factor[0])
+    xs = _bilinear_weights(ww, w, factor[1])
+    ny = np.clip(np.rint((np.arange(hh) + 0.5) / factor[0] - 0.5), 0, h - 1).astype(np.int32)
+    nx = np.clip(np.rint((np.arange(ww) + 0.5) / factor[1] - 0.5), 0, w - 1).astype(np.int32)
+    pad = -hh % COMPOSE_ROWS  # whole blocks of rows; the padding repeats the last row
+    ys, ny = tuple(np.pad(a, (0, pad), mode="edge") for a in ys), np.pad(ny, (0, pad), mode="edge")
+    exact = (maps.triangle, ny, nx, p0, p1, faces)
+    return np.asarray(
+        _compose(photo, low, maps.uv, maps.ratio, maps.seen, cover, correction, ys, xs, exact)
+    )
+
+
+def render_face(
+    photo,
+    model: MorphableModel,
+    fit: Fit,
+    deformation=None,
+    *,
+    camera: str = "orthographic",
+    depth_tolerance: float = 1.5,
+    diffusion_steps: int = 32,
+    shade: bool = True,
+) -> Rendered:
+    """Re-render one fitted face with an added deformation into its photo.
+
+    Args:
+        photo: uint8 or float[H, W, 3] (float in [0, 1]).
+        model: the morphable model the fit used.
+        fit: its :class:`vafx.Fit` (one image).
+        deformation: float[n, 3] vertex offsets in model units (e.g. a bin's
+            mean expression mapped onto the model); None renders the fit as is.
+        camera, depth_tolerance, diffusion_steps, shade: as :func:`render_faces`.
+
+    Returns:
+        :class:`Rendered`.
+    """
+    img = np.asarray(photo)
+    if img.ndim != 3 or img.shape[2] < 3:
+        raise ValueError(f"photo: expected (H, W, 3), got {img.shape}")
+    fits = jax.tree.map(lambda x: np.asarray(x)[None], fit)
+    d = None if deformation is None else np.asarray(deformation, np.float32)[None]
+    r = render_faces(img[None], model, fits, d, camera=camera, depth_tolerance=depth_tolerance,
+                     diffusion_steps=diffusion_steps, shade=shade)  # fmt: skip
+    return Rendered(*(x[0, 0] for x in r))
