@@ -1,6 +1,7 @@
 """The ``vafx`` command line: the parser, built from the command groups' modules, and ``main``.
 
-Each subcommand parses its arguments and calls the library."""
+Each subcommand parses its arguments and calls the library.
+"""
 
 from __future__ import annotations
 
