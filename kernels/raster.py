@@ -44,6 +44,7 @@ __all__ = [
     "raster_plan",
     "rasterize",
     "rasterize_batch",
+    "sample_bicubic",
     "sample_bilinear",
     "soft_margin",
     "soft_plan",
@@ -527,6 +528,47 @@ def sample_bilinear(image: Array, uv: Array) -> Array:
     top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
     bot = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
     return top * (1 - fy) + bot * fy
+
+
+def _keys_weights(t: Array) -> Array:
+    """Catmull-Rom (Keys, a = -1/2) weights of the four taps at offsets -1, 0, 1, 2: float[..., 4]."""
+    t2 = t * t
+    t3 = t2 * t
+    return jnp.stack(
+        [
+            0.5 * (-t3 + 2 * t2 - t),
+            0.5 * (3 * t3 - 5 * t2 + 2),
+            0.5 * (-3 * t3 + 4 * t2 + t),
+            0.5 * (t3 - t2),
+        ],
+        -1,
+    )
+
+
+def sample_bicubic(image: Array, uv: Array) -> Array:
+    """Bicubic (Catmull-Rom) lookup: image float[H, W, C] at uv float[..., 2] (x, y); edges clamp.
+
+    Interpolating (integer positions give the pixel exactly) and exact for
+    quadratic ramps away from the edges. At a fractional offset it keeps more
+    of an image's fine detail than :func:`sample_bilinear`: shifted by half a
+    pixel, a pattern of 4 pixels' period keeps 88% of its amplitude (bilinear
+    71%), one of 3 pixels' period 69% (bilinear 50%); 16 taps instead of 4.
+    Its negative lobes can overshoot the neighbours' range (no clipping here).
+    """
+    h, w = image.shape[:2]
+    x = jnp.clip(uv[..., 0], 0.0, w - 1.0)
+    y = jnp.clip(uv[..., 1], 0.0, h - 1.0)
+    xf, yf = jnp.floor(x), jnp.floor(y)
+    wx = _keys_weights(x - xf)  # [..., 4]
+    wy = _keys_weights(y - yf)
+    taps = jnp.arange(-1, 3).reshape((1,) * x.ndim + (4,))
+    xi = jnp.clip(xf.astype(jnp.int32)[..., None] + taps, 0, w - 1)
+    yi = jnp.clip(yf.astype(jnp.int32)[..., None] + taps, 0, h - 1)
+    out = jnp.zeros(uv.shape[:-1] + image.shape[2:], image.dtype)
+    for j in range(4):
+        row = image[yi[..., j : j + 1], xi]  # [..., 4, C]
+        out = out + wy[..., j, None] * jnp.sum(wx[..., None] * row, axis=-2)
+    return out
 
 
 def _segment_dist2(px, py, ax, ay, bx, by):

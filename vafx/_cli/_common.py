@@ -86,6 +86,19 @@ def _add_expression_args(p) -> None:
         action="store_true",
         help="keep the photo's shading on moved surface (no re-shading)",
     )
+    p.add_argument("--interior", choices=["shaded", "flat"], default="shaded",
+                   help="the mouth interior the photo never showed: shaded geometry under the "
+                   "photo's lighting (default), or flat colours (the renderer before issue 37, "
+                   "a baseline; docs/rendering.md)")  # fmt: skip
+    p.add_argument("--no-warp", action="store_true",
+                   help="leave the pixels around the face as the photo's (do not carry the "
+                   "face's motion into the neck, hair and background)")  # fmt: skip
+
+
+def _render_options(args) -> dict:
+    """The SynthesisConfig fields that :func:`_add_expression_args` sets."""
+    return dict(expression=args.expression, shade=not args.no_shade, interior=args.interior,
+                warp=not args.no_warp)  # fmt: skip
 
 
 def _say_devices(what: str) -> None:

@@ -12,6 +12,7 @@ from ._common import (
     _add_model_arg,
     _bin_models_for,
     _Progress,
+    _render_options,
     _say_devices,
 )
 
@@ -76,7 +77,7 @@ def _cmd_synthesize(args) -> int:
     models = _bin_models_for(args, model)
     cfg = SynthesisConfig(
         continuous=args.continuous, intensity=args.intensity, sample=args.sample, seed=args.seed,
-        expression=args.expression, shade=not args.no_shade,
+        **_render_options(args),
     )  # fmt: skip
     n = len(args.photos) * len(targets)
 
@@ -150,8 +151,7 @@ def _cmd_animate(args) -> int:
     pts = read_pts(args.landmarks, points=68) if args.landmarks else None
     model = load_model(args.model)
     models = _bin_models_for(argparse.Namespace(bins=args.bins, sample=False), model)
-    cfg = SynthesisConfig(intensity=args.intensity, expression=args.expression,
-                          shade=not args.no_shade)  # fmt: skip
+    cfg = SynthesisConfig(intensity=args.intensity, **_render_options(args))
     clip = animate(img, path, models, model, fps=args.fps, landmarks=pts, config=cfg,
                    name=str(args.photo), progress=_Progress("frames"))  # fmt: skip
     write_clip(args.output, clip.frames, clip.fps)
@@ -200,7 +200,7 @@ def _cmd_augment(args) -> int:
     models = _bin_models_for(args, model)
     _say_devices("augment runs on")
     cfg = SynthesisConfig(intensity=args.intensity, sample=args.sample, seed=args.seed,
-                          expression=args.expression, shade=not args.no_shade)  # fmt: skip
+                          **_render_options(args))  # fmt: skip
     man = augment(
         args.photos[0], args.output, models, model, bins=bins,
         landmarks_dir=args.landmarks, config=cfg, progress=_Progress("images"), batch=args.batch,

@@ -12,6 +12,10 @@ Three measures, each from what an independent viewer can check:
   photo's fit, written by :func:`vafx.synthesize` into the sidecar).
 - halo: how far Poisson blending moved the re-rendered face
   (:func:`halo_measure`), written into the sidecar at synthesis time.
+- skin: whether the photo's own skin survived (:func:`skin_fidelity`): over
+  the skin that moved little, the mean brightness change and the ratio of
+  fine-detail energy of output to photo, written into the sidecar at
+  synthesis time (where each pixel's motion is known).
 
 :func:`evaluate_synthesis` runs them over a folder of outputs with their
 sidecars (``vafx augment`` or ``vafx synthesize``) and writes a CSV row per
@@ -31,7 +35,7 @@ import numpy as np
 from .._errors import DataFileError
 from .._io._atomic import atomic_path, atomic_write_text
 
-__all__ = ["affect_cues", "evaluate_synthesis", "halo_measure"]
+__all__ = ["affect_cues", "evaluate_synthesis", "halo_measure", "skin_fidelity"]
 
 #: iBUG 68 indices (0-based).
 _LEFT_EYE, _RIGHT_EYE = slice(36, 42), slice(42, 48)
@@ -44,6 +48,12 @@ _REGIONS = {"mouth": slice(48, 68), "brows": _BROWS, "eyes": slice(36, 48)}
 IDENTITY_LIMIT = 0.6
 HALO_MEAN_LIMIT = 3.0
 HALO_BLOB_LIMIT = 0.01
+#: Skin fidelity (issue 37): the face's brightness may move at most this many grey
+#: levels, and keep at least this share of its fine-detail energy.
+BRIGHTNESS_LIMIT = 3.0
+DETAIL_LIMIT = 0.85
+#: Skin "moved little": pixels whose content moved at most this far (pixels).
+MOVED_LITTLE = 2.0
 
 
 def inter_ocular(landmarks) -> float:
@@ -105,6 +115,54 @@ def halo_measure(output, rendered, face, threshold: float = 20.0) -> dict:
         lab = label(big, connectivity=1)
         blob = float(np.bincount(lab.ravel())[1:].max()) / float(face.sum())
     return dict(mean=float(corr[face].mean()), blob=blob, max=float(corr[face].max()))
+
+
+def _laplacian(grey: np.ndarray) -> np.ndarray:
+    """5-point Laplacian of float[H, W] (edges replicated)."""
+    p = np.pad(grey, 1, mode="edge")
+    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4 * grey
+
+
+def skin_fidelity(photo, output, skin) -> dict:
+    """How much of the photo's own skin an output kept, over the pixels ``skin``.
+
+    Args:
+        photo: uint8[H, W, 3], the source photo (or its crop).
+        output: uint8[H, W, 3], the synthesized image, aligned with it.
+        skin: bool[H, W], the skin to judge: synthesis passes the skin that
+            was sampled from the photo and moved at most :data:`MOVED_LITTLE`
+            pixels (where a change of brightness or texture can only be the
+            renderer's).
+
+    Returns:
+        dict: ``brightness`` the mean change of luma (Rec. 601) over ``skin``,
+        grey levels (output minus photo); ``detail`` the variance of the
+        5-point Laplacian of luma of output over that of the photo, over the
+        skin pixels whose whole stencil is skin (1 keeps the photo's fine
+        texture, under 1 smooths it); ``pixels`` the count judged. NaN where
+        no pixel qualifies.
+    """
+    skin = np.asarray(skin, bool)
+    w = np.array([0.299, 0.587, 0.114])
+    a = np.asarray(photo, np.float64)[..., :3] @ w
+    b = np.asarray(output, np.float64)[..., :3] @ w
+    inner = skin.copy()
+    inner[1:, :] &= skin[:-1, :]
+    inner[:-1, :] &= skin[1:, :]
+    inner[:, 1:] &= skin[:, :-1]
+    inner[:, :-1] &= skin[:, 1:]
+    inner[[0, -1], :] = False
+    inner[:, [0, -1]] = False
+    n = int(inner.sum())
+    if not skin.any() or n < 2:
+        return dict(brightness=float("nan"), detail=float("nan"), pixels=int(skin.sum()))
+    la, lb = _laplacian(a)[inner], _laplacian(b)[inner]
+    va = float(la.var())
+    return dict(
+        brightness=float((b - a)[skin].mean()),
+        detail=float(lb.var() / va) if va > 0 else float("nan"),
+        pixels=int(skin.sum()),
+    )
 
 
 def _read(path: Path) -> np.ndarray:
@@ -225,6 +283,9 @@ def evaluate_synthesis(
         halo = side.get("blend", {})
         row["halo_mean"] = halo.get("correction_mean", float("nan"))
         row["halo_blob"] = halo.get("correction_blob", float("nan"))
+        skin = side.get("skin") or {}
+        row["skin_brightness"] = _num(skin.get("brightness_change"))
+        row["skin_detail"] = _num(skin.get("detail_ratio"))
         row["failed"] = ";".join(_failures(row))
         rows.append(row)
         if progress:
@@ -242,8 +303,18 @@ def evaluate_synthesis(
     return summary
 
 
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
 def _failures(row: dict) -> list[str]:
     bad = []
+    if np.isfinite(row.get("skin_brightness", np.nan)) and (
+        abs(row["skin_brightness"]) > BRIGHTNESS_LIMIT
+    ):
+        bad.append("skin brightness")
+    if np.isfinite(row.get("skin_detail", np.nan)) and row["skin_detail"] < DETAIL_LIMIT:
+        bad.append("skin detail")
     if not np.isfinite(row["identity"]):
         bad.append("no face re-detected")
     elif row["identity"] > IDENTITY_LIMIT:
@@ -259,7 +330,7 @@ def _summary(rows: list[dict]) -> dict:
     ident = np.array([r["identity"] for r in rows], np.float64)
     fin = ident[np.isfinite(ident)]
     mean = {k: float(np.nanmean([r.get(k, np.nan) for r in rows]))
-            for k in rows[0] if k.startswith(("d_", "motion_", "halo_"))}  # fmt: skip
+            for k in rows[0] if k.startswith(("d_", "motion_", "halo_", "skin_"))}  # fmt: skip
     return dict(
         images=len(rows),
         failed=[dict(image=r["image"], why=r["failed"]) for r in rows if r["failed"]],

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._compiled._programs import persistent
 from .._errors import VafxError
-from .._evaluate._judges import halo_measure
+from .._evaluate._judges import MOVED_LITTLE, halo_measure, skin_fidelity
 from .._expression._bins import BinModels
 from .._expression._controls import Target, au_deformation, au_weights, find_emotion
 from .._expression._deformation import expression_for, full_deformation
@@ -29,7 +29,7 @@ from .._fit._fitting import Fit, FitConfig, fit_landmarks, image_vertices
 from .._fit._landmarks import detect_landmarks
 from .._model._morphable import MorphableModel, model_shape
 from .._render._blend import seamless_clone_batch
-from .._render._face import _render_cropped, compose_full
+from .._render._face import INTERIORS, PHOTO, _render_cropped, compose_full
 from .._version import __version__
 
 __all__ = [
@@ -90,10 +90,14 @@ class SynthesisConfig:
     expression: str = "replace"
     shade: bool = True
     max_side: int | None = 1024
+    interior: str = "shaded"
+    warp: bool = True
 
     def __post_init__(self):
         if self.expression not in EXPRESSION_MODES:
             raise ValueError(f"expression: one of {EXPRESSION_MODES}, got {self.expression!r}")
+        if self.interior not in INTERIORS:
+            raise ValueError(f"interior: one of {INTERIORS}, got {self.interior!r}")
         if self.max_side is not None and self.max_side < 64:
             raise ValueError(f"max_side: at least 64 pixels or None, got {self.max_side}")
 
@@ -163,13 +167,18 @@ def _landmark_motion(model, fits, deform, *, camera):
     return jnp.where(have[..., None], p0, jnp.nan), jnp.where(have[:, None, :, None], p1, jnp.nan)
 
 
+def _finite(x: float, digits: int):
+    """A float rounded for JSON, None where it is NaN (nothing was measured)."""
+    return round(float(x), digits) if np.isfinite(x) else None
+
+
 def _points(p) -> list:
     """float[68, 2] pixels as JSON: rounded to 0.01 px, null where missing."""
     return [None if not np.isfinite(q).all() else [round(float(q[0]), 2), round(float(q[1]), 2)]
             for q in np.asarray(p, np.float64)]  # fmt: skip
 
 
-def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo, goal=None,
+def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo, skin, goal=None,
              weights=None) -> dict:  # fmt: skip
     res = np.asarray(fit.residuals)
     has_va = bool(np.isfinite(va).all())
@@ -197,6 +206,11 @@ def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo,
             correction_mean=round(halo["mean"], 3),
             correction_blob=round(halo["blob"], 5),
             correction_max=halo["max"],
+        ),
+        skin=dict(
+            brightness_change=_finite(skin["brightness"], 3),
+            detail_ratio=_finite(skin["detail"], 4),
+            pixels=skin["pixels"],
         ),
         versions=dict(vafx=__version__, jax=jax.__version__),
         model=model.name,
@@ -411,6 +425,7 @@ def synthesize_batch(
     r, boxes, working = _render_cropped(
         img, model, fits, np.ascontiguousarray(deform, np.float32), camera=config.camera,
         depth_tolerance=1.5, diffusion_steps=32, shade=config.shade, max_side=config.max_side,
+        interior=config.interior, warp=config.warp,
     )  # fmt: skip
     if not np.isfinite(r.image).all():  # the renderer's output, checked on the host
         bad = names[int(np.nonzero(~np.isfinite(r.image).all(axis=(1, 2, 3, 4)))[0][0])]
@@ -435,6 +450,10 @@ def synthesize_batch(
                                               size_key=key)  # fmt: skip
     cover = r.coverage.reshape(b * t, rh, rw)
     halos = [halo_measure(o, f, c) for o, f, c in zip(blended, flat, cover)]
+    # the photo's own skin kept: over the face's photo-sampled pixels that moved little
+    little = (r.source == PHOTO) & r.coverage & (r.motion <= MOVED_LITTLE)
+    skins = [skin_fidelity(u, o, m) for u, o, m in
+             zip(under, blended, little.reshape(b * t, rh, rw))]  # fmt: skip
     out = np.repeat(img[:, None], t, axis=1)
     for i in range(b * t):
         k, j = divmod(i, t)
@@ -457,7 +476,8 @@ def synthesize_batch(
         removed = _removed(model, fit_i, config)
         sidecars.append([
             _sidecar(names[i], va[j], labels[j], bins[j], models, model, fit_i, config, removed,
-                     (lm0[i], lm1[i, j]), halos[i * t + j], goals[j], weights[j])
+                     (lm0[i], lm1[i, j]), halos[i * t + j], skins[i * t + j], goals[j],
+                     weights[j])
             for j in range(t)
         ])  # fmt: skip
     return SynthesisBatch(out, labels, bins, fits, sidecars)

@@ -31,11 +31,23 @@ from .._compiled._programs import grown_sizes, persistent
 from .._fit._fitting import Fit, image_vertices
 from .._model._morphable import MorphableModel, model_shape, region_faces
 from ..kernels.raster import RasterPlan, interpolate, raster_plan, rasterize, sample_bilinear
-from ._shading import estimate_lighting, shading_ratio
+from ._interior import (
+    GUMS,
+    LUMA,
+    SOCKET,
+    TEETH,
+    interior_colours,
+    mouth_polygon_mask,
+    photo_teeth_colour,
+    soften,
+)
+from ._shading import RATIO_RANGE, _weighted_median, estimate_lighting, shading_ratio
+from ._warp import detail_layers, extend_motion, feather, pixel_noise, sample_photo
 
 __all__ = ["Rendered", "render_face", "render_faces", "vertex_normals"]
 
-#: Base colours (linear RGB in [0, 1]) of the ICT mouth interior.
+#: Base colours (sRGB in [0, 1]) of the ICT mouth interior, for a photo whose skin
+#: is :data:`vafx._render._interior.REF_SKIN`.
 MOUTH_COLOURS = {
     "teeth": (0.86, 0.83, 0.76),
     "gums_tongue": (0.70, 0.33, 0.36),
@@ -44,6 +56,15 @@ MOUTH_COLOURS = {
 PHOTO_REGIONS = ("face", "eyes")
 
 PHOTO, FILLED, MOUTH = 1, 2, 3
+_TEETH_TAG = len(PHOTO_REGIONS) + list(MOUTH_COLOURS).index("teeth")  # RenderMesh.tag
+_KINDS = {"teeth": TEETH, "gums_tongue": GUMS, "mouth_socket": SOCKET}
+#: Ways to render the mouth interior the photo never showed: "shaded" (geometry
+#: under the photo's lighting, :mod:`vafx._render._interior`) or "flat" (base
+#: colours scaled to the skin, the renderer before issue 37: the benchmark's baseline).
+INTERIORS = ("shaded", "flat")
+#: The fit's inner-lip landmarks (iBUG 60-67, 0-based), the outline of what a
+#: photo shows of its mouth interior.
+INNER_LIPS = slice(60, 68)
 
 
 class Rendered(NamedTuple):
@@ -61,6 +82,10 @@ class Rendered(NamedTuple):
             colour channel, estimated from the fit (model-space normals;
             :func:`vafx._render._shading.estimate_lighting`), the same for every
             deformation of one photo.
+        motion: float32[H, W], pixels: how far each pixel's content moved (the
+            distance to the photo position it was sampled from; the face's
+            motion, and around it the motion carried into the neck, hair and
+            background; 0 where nothing moved).
     """
 
     image: np.ndarray
@@ -68,6 +93,7 @@ class Rendered(NamedTuple):
     blend_mask: np.ndarray
     source: np.ndarray
     lighting: np.ndarray
+    motion: np.ndarray
 
 
 class RenderMesh(NamedTuple):
@@ -81,6 +107,8 @@ class RenderMesh(NamedTuple):
         mouth_base: float32[V, 3], the mouth interior's base colours (0 elsewhere).
         inner: int32[M], the mouth interior's vertices (M may be 0).
         skin: bool[V], vertices of the face region (what the lighting is fitted to).
+        kind: int32[V], each vertex's kind of interior (:mod:`vafx._render._interior`:
+            0 none, 1 teeth, 2 gums and tongue, 3 mouth socket).
     """
 
     faces: jax.Array
@@ -90,6 +118,7 @@ class RenderMesh(NamedTuple):
     mouth_base: jax.Array
     inner: jax.Array
     skin: jax.Array
+    kind: jax.Array
 
 
 _MESHES: dict = {}  # id(model) -> (model, RenderMesh); the model kept so the id stays its own
@@ -118,11 +147,13 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
     used = np.zeros(n, bool)
     used[f.ravel()] = True
     base = np.zeros((n, 3), np.float32)
+    kind = np.zeros(n, np.int32)
     inner = []
     for name, colour in MOUTH_COLOURS.items():
         if name in model.regions:
             ids = np.asarray(model.regions[name])
             base[ids] = colour
+            kind[ids] = _KINDS[name]
             inner.append(ids)
     inner = np.unique(np.concatenate(inner)) if inner else np.zeros(0, np.int64)
     skin = np.zeros(n, bool)
@@ -136,6 +167,7 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
         jax.device_put(base),
         jax.device_put(inner.astype(np.int32)),
         jax.device_put(skin),
+        jax.device_put(kind),
     )
     if len(_MESHES) > 8:
         _MESHES.clear()
@@ -202,9 +234,14 @@ class _Canvas(NamedTuple):
     skin: jax.Array  # float[3], mean colour of the visible vertices
     normals: jax.Array  # float[V, 3], the fitted mesh's vertex normals (model space)
     lighting: jax.Array  # float[3, 9], the photo's SH lighting in model space
+    smooth: jax.Array  # float[H, W, 3], the photo's smooth layer (:mod:`._warp`)
+    detail: jax.Array  # float[H, W, 3], its detail layer
+    mouth: jax.Array  # bool[H, W], what the photo shows of its mouth interior
+    teeth: tuple  # (float[3], bool): the photo's tooth colour, and whether it shows teeth
+    grain: jax.Array  # float: the noise level of the detail layer's luma over the visible face
 
 
-def _canvas(photo, v0, p0, view, mesh, *, plan, perspective, tol, iters, shade):
+def _canvas(photo, v0, p0, view, lips, mesh, *, plan, perspective, tol, iters, shade):
     h, w = photo.shape[:2]
     fr0 = rasterize(p0, mesh.faces, h, w, plan, perspective=perspective)
     vis = mesh.used & _inside(p0, h, w) & (jnp.abs(p0[:, 2] - _lookup(fr0.depth, p0, h, w)) <= tol)
@@ -224,10 +261,35 @@ def _canvas(photo, v0, p0, view, mesh, *, plan, perspective, tol, iters, shade):
         lighting = estimate_lighting(col[::4], normals[::4], trust[::4].astype(col.dtype))
     else:
         lighting = jnp.zeros((3, 9), col.dtype).at[:, 0].set(1.0)
-    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin, normals, lighting)
+    smooth, detail = detail_layers(photo)
+    mouth = mouth_polygon_mask(lips, h, w)  # empty where the lips are NaN
+    # the photo's grain (film grain, sensor noise), what synthesized colours lack: the
+    # detail layer's robust spread (1.4826 x its median absolute luma; wrinkles, brows
+    # and edges are sparse and do not raise it), every 4th vertex
+    g = sample_bilinear(detail, p0[::4, :2]) @ jnp.asarray(LUMA, photo.dtype)
+    grain = 1.4826 * _weighted_median(jnp.abs(g)[:, None], vis[::4, None].astype(g.dtype))[0]
+    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin,
+                   normals, lighting, smooth, detail, mouth,
+                   photo_teeth_colour(photo, mouth, skin), grain)  # fmt: skip
 
 
-def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol, maps=False):
+def _normalized_ratio(ratio, where, weight):
+    """Shading ratios float[H, W] whose brightness-weighted mean change over ``where`` is zero.
+
+    Only pixels whose surface turned (ratio != 1) change: each change d = ratio - 1
+    becomes d - |d| c, with c = sum(w d) / sum(w |d|) over ``where`` (|c| <= 1), so
+    that sum(w d') = 0: re-shading moves light around the face, never its overall
+    brightness. The result is clipped to :data:`vafx._render._shading.RATIO_RANGE`.
+    """
+    d = jnp.where(where, ratio - 1.0, 0.0)
+    c = jnp.sum(weight * d) / jnp.maximum(jnp.sum(weight * jnp.abs(d)), 1e-12)
+    # kept within the ratio's range (a change of one sign among many of the other
+    # can double: then the sum is zero only up to what the clip takes)
+    return jnp.clip(1.0 + d - jnp.abs(d) * c, *RATIO_RANGE)
+
+
+def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspective, tol,
+                interior, reuse_teeth, warp, maps=False):  # fmt: skip
     h, w = photo.shape[:2]
     f = mesh.faces
     fr1 = rasterize(p1, f, h, w, plan, perspective=perspective)
@@ -241,58 +303,93 @@ def _render_one(photo, p0, v1, p1, view, canvas, mesh, *, plan, perspective, tol
     )
     region = jnp.where(cover, mesh.tag[jnp.maximum(fr1.triangle, 0)], -1)
     n_photo = len(PHOTO_REGIONS)
-    # the mouth interior the photo shows (lips apart in the neutral fit) is sampled
-    # like the skin; only the part it never showed is synthesized
-    mouth = cover & (region >= n_photo) & ~seen
-    sampled = sample_bilinear(photo, uvz0[..., :2])
+    inner = cover & (region >= n_photo)
+    if reuse_teeth:
+        # where the photo shows its mouth interior, a tooth's surface point takes the
+        # photo's pixel (teeth move rigidly with the skull and the jaw); not the tongue
+        # or the socket, which the photo's teeth hid: an opened jaw shows them between
+        # the upper and the lower teeth
+        teeth = cover & (region == _TEETH_TAG)
+        seen = seen | (teeth & _inside(uvz0, h, w) & _lookup(canvas.mouth, uvz0, h, w))
+    else:  # the photo's interior is taken as never seen (the interior benchmark)
+        seen = seen & ~inner
+    mouth = inner & ~seen
+    pix = jnp.stack(jnp.meshgrid(jnp.arange(w), jnp.arange(h)), -1).astype(photo.dtype)
+    disp = jnp.where(cover[..., None], uvz0[..., :2] - pix, 0.0)
+    if warp:  # the motion carried into the neck, hair and background around the face
+        disp = extend_motion(disp, cover)
+    uv = pix + disp
+    sampled = sample_photo(canvas.smooth, canvas.detail, uv)
     filled = interpolate(canvas.colours, f, fr1)
     normals1 = vertex_normals(v1, f)
     ratio = shading_ratio(
         canvas.lighting,
         _unit(interpolate(canvas.normals, f, fr1)),
         _unit(interpolate(normals1, f, fr1)),
-    )[..., None]
+    )
+    # fade re-shading out toward the face's outline (no step against the warped
+    # surroundings), and keep the face's overall brightness
+    face = cover & seen & (region == 0)
+    ratio = 1.0 + (ratio - 1.0) * feather(cover)
+    ratio = _normalized_ratio(ratio, face, jnp.mean(sampled, -1))
+    ratio = jnp.where(cover, ratio, 1.0)[..., None]
     sampled = sampled * ratio
     filled = filled * ratio
 
-    # the mouth interior: base colours matched to the skin, shaded, darker when deep
-    # brightness matched to the skin's, and the photo's colour balance (the skin's
-    # chroma, at a quarter power) so that teeth are not bluish grey beside warm skin
-    match = jnp.clip(jnp.mean(canvas.skin) / 0.6, 0.4, 1.4)
-    match = match * (canvas.skin / jnp.maximum(jnp.mean(canvas.skin), 1e-3)) ** 0.25
-    # soft shading: per-tooth normals at full strength stripe the teeth
-    lambert = 0.6 + 0.4 * jnp.clip(normals1 @ view, 0.0, 1.0)
-    if mesh.inner.shape[0]:
-        front = jnp.percentile(p1[mesh.inner, 2], 2.0)
+    if interior == "flat":  # the renderer before issue 37 (the benchmark's baseline)
+        match = jnp.clip(jnp.mean(canvas.skin) / 0.6, 0.4, 1.4)
+        match = match * (canvas.skin / jnp.maximum(jnp.mean(canvas.skin), 1e-3)) ** 0.25
+        lambert = 0.6 + 0.4 * jnp.clip(normals1 @ view, 0.0, 1.0)
+        if mesh.inner.shape[0]:
+            front = jnp.percentile(p1[mesh.inner, 2], 2.0)
+        else:
+            front = jnp.zeros((), p1.dtype)
+        depth_span = jnp.maximum(0.08 * jnp.ptp(p1[:, 0]), 1e-6)  # about 2 cm on a head
+        deep = jnp.exp(-jnp.clip(p1[:, 2] - front, 0.0, None) / depth_span)
+        mcol = mesh.mouth_base * match[None, :] * (lambert * (0.4 + 0.6 * deep))[:, None]
+        mouth_img, alpha = interpolate(mcol, f, fr1), mouth.astype(photo.dtype)
     else:
-        front = jnp.zeros((), p1.dtype)
-    depth_span = jnp.maximum(0.08 * jnp.ptp(p1[:, 0]), 1e-6)  # about 2 cm on a head
-    deep = jnp.exp(-jnp.clip(p1[:, 2] - front, 0.0, None) / depth_span)
-    mcol = mesh.mouth_base * match[None, :] * (lambert * (0.4 + 0.6 * deep))[:, None]
-    mouth_img = interpolate(mcol, f, fr1)
+        span = jnp.ptp(p1[:, 0]) / 8.0  # the head's width / 8: about 2 cm
+        mcol = interior_colours(mesh.kind, normals1, p1[:, 2], mesh.inner, span,
+                                view, canvas.lighting, canvas.skin, canvas.teeth)  # fmt: skip
+        mouth_img, alpha = soften(interpolate(mcol, f, fr1), mouth)
 
+    moved = jnp.any(disp != 0.0, axis=-1)
+    # what did not move is the photo itself (bit for bit, not smooth + detail)
+    sampled = jnp.where((cover | moved)[..., None], sampled, photo)
     fill = cover & ~seen & ~mouth
-    out = jnp.where(seen[..., None], sampled, photo)
-    out = jnp.where(fill[..., None], filled, out)
-    out = jnp.where(mouth[..., None], mouth_img, out)
-    source = jnp.zeros((h, w), jnp.int8)
-    source = jnp.where(seen, jnp.int8(PHOTO), source)
+    if interior != "flat":
+        # synthesized colours get the photo's grain (a fixed noise pattern: same inputs,
+        # same bytes), so that they do not read as smooth paint beside the photo's skin
+        noise = canvas.grain * pixel_noise(h, w, corner, photo.dtype)
+        filled = filled + noise[..., None]
+        mouth_img = mouth_img + noise[..., None]
+    out = jnp.where(fill[..., None], filled, sampled)
+    out = out + alpha[..., None] * (mouth_img - out)
+    source = jnp.where(seen | (~cover & moved), jnp.int8(PHOTO), jnp.int8(0))
     source = jnp.where(fill, jnp.int8(FILLED), source)
     source = jnp.where(mouth, jnp.int8(MOUTH), source)
+    motion = jnp.where(seen | ~cover, jnp.linalg.norm(disp, axis=-1), 0.0)
     # the blend mask (what changed) is computed by `_changed`, in its own compiled call:
     # inside this one it changed how XLA fused the rasterizer, and with it which of two
     # surfaces at nearly equal depth won some pixels, so that a batch and single calls
     # no longer rendered the same image
-    r = Rendered(jnp.clip(out, 0.0, 1.0), cover, cover, source, canvas.lighting)
+    r = Rendered(jnp.clip(out, 0.0, 1.0), cover, cover, source, canvas.lighting, motion)
     if not maps:
         return r
     # what a finer image needs to redo the sampling (:func:`compose_full`): where each
-    # seen pixel comes from in the photo, and its shading ratio
-    return r, _Maps(uvz0[..., :2], ratio[..., 0], seen, fr1.triangle)
+    # photo-sampled pixel comes from in the photo (inside the face and around it), and
+    # its shading ratio
+    photo_px = seen | ~cover
+    return r, _Maps(uv, ratio[..., 0], photo_px, fr1.triangle)
 
 
 class _Maps(NamedTuple):
-    """Per pixel of a rendering: photo position sampled (float[H, W, 2]), ratio, seen, triangle."""
+    """Per pixel of a rendering: photo position sampled (float[H, W, 2]), ratio, seen, triangle.
+
+    ``seen``: the pixel is the photo's, sampled at ``uv`` (the face's seen surface and
+    everything around the face); ``triangle``: the deformed mesh's (-1 off it).
+    """
 
     uv: jax.Array
     ratio: jax.Array
@@ -300,20 +397,23 @@ class _Maps(NamedTuple):
     triangle: jax.Array
 
 
-@persistent(static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade", "maps"))
-def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera, tol, iters,
-                  sequential, shade, maps=False):  # fmt: skip
+@persistent(static_argnames=("plan", "camera", "tol", "iters", "sequential", "shade", "maps",
+                             "interior", "reuse_teeth", "warp"))  # fmt: skip
+def _render_batch(photos, v0, p0, p1, fits, deformations, lips, corners, mesh, *, plan, camera,
+                  tol, iters, sequential, shade, interior, reuse_teeth, warp, maps=False):  # fmt: skip
     """photos [B, H, W, 3], v0 and p0 [B, V, 3], p1 and deformations [B, T, V, 3] -> [B, T] outputs.
 
     p0, p1: image-space vertices of the fitted and the deformed meshes
-    (:func:`_image_vertices`, computed once for the plan and reused here).
+    (:func:`_image_vertices`, computed once for the plan and reused here);
+    lips: float[B, 8, 2], the fits' inner-lip landmarks in the crop's pixels;
+    corners: int32[B, 2], each crop's (y0, x0) in its photo (in the rendering's pixels).
     """
     persp = camera == "perspective"
     b, t = deformations.shape[:2]
 
     def canvas(args):
-        photo, v, p, fit = args
-        return _canvas(photo, v, p, fit.rotation[2], mesh, plan=plan, perspective=persp,
+        photo, v, p, fit, lp = args
+        return _canvas(photo, v, p, fit.rotation[2], lp, mesh, plan=plan, perspective=persp,
                        tol=tol, iters=iters, shade=shade)  # fmt: skip
 
     def one(i):
@@ -322,14 +422,15 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, mesh, *, plan, camera,
         v1 = v0[k] + deformations[k, j]
         view = fit.rotation[2]  # towards the camera, in model space
         cv = jax.tree.map(lambda x: x[k], canvases)
-        return _render_one(photos[k], p0[k], v1, p1[k, j], view, cv, mesh, plan=plan,
-                           perspective=persp, tol=tol, maps=maps)  # fmt: skip
+        return _render_one(photos[k], p0[k], v1, p1[k, j], view, cv, corners[k], mesh, plan=plan,
+                           perspective=persp, tol=tol, interior=interior,
+                           reuse_teeth=reuse_teeth, warp=warp, maps=maps)  # fmt: skip
 
     if sequential:  # CPU: one image's working set stays in cache
-        canvases = jax.lax.map(canvas, (photos, v0, p0, fits))
+        canvases = jax.lax.map(canvas, (photos, v0, p0, fits, lips))
         out = jax.lax.map(one, jnp.arange(b * t))
     else:
-        canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits)
+        canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits, lips)
         out = jax.vmap(one)(jnp.arange(b * t))
     return jax.tree.map(lambda x: x.reshape(b, t, *x.shape[1:]), out)
 
@@ -374,6 +475,9 @@ def render_faces(
     depth_tolerance: float = 1.5,
     diffusion_steps: int = 32,
     shade: bool = True,
+    interior: str = "shaded",
+    reuse_teeth: bool = True,
+    warp: bool = True,
 ) -> Rendered:
     """Re-render B fitted photos, each with T deformations, in one compiled call.
 
@@ -393,6 +497,17 @@ def render_faces(
             vertices spread to hidden ones; farther ones take the skin's mean.
         shade: re-shade moved surface under the photo's lighting, estimated
             from the fit (:mod:`vafx._render._shading`); False keeps the photo's shading.
+        interior: the mouth interior the photo never showed, one of
+            :data:`INTERIORS`: "shaded" geometry under the photo's lighting
+            (:mod:`vafx._render._interior`), or "flat" base colours (the
+            renderer before issue 37, kept as the benchmark's baseline).
+        reuse_teeth: where the photo shows its mouth interior (inside the fit's
+            inner lips), interior points seen there take the photo's pixels,
+            and the teeth the photo's tooth colour; False renders the whole
+            interior from the skin alone, using nothing of the photo's.
+        warp: carry the face's motion into the pixels around it (neck, hair,
+            background; :func:`vafx._render._warp.extend_motion`); False leaves
+            them as the photo's.
 
     Returns:
         :class:`Rendered` with leading axes [B, T] (numpy arrays).
@@ -419,27 +534,33 @@ def render_faces(
             )
     r, boxes, _ = _render_cropped(img, model, fits, d, camera=camera,
                                depth_tolerance=depth_tolerance,
-                               diffusion_steps=diffusion_steps, shade=shade)  # fmt: skip
+                               diffusion_steps=diffusion_steps, shade=shade,
+                               interior=interior, reuse_teeth=reuse_teeth,
+                               warp=warp)  # fmt: skip
     t = d.shape[1]
     image = np.broadcast_to(img[:, None], (b, t, h, w, 3)).copy()
     cover = np.zeros((b, t, h, w), bool)
     changed = np.zeros((b, t, h, w), bool)
     source = np.zeros((b, t, h, w), np.int8)
+    motion = np.zeros((b, t, h, w), np.float32)
     for k, (y0, x0, ch, cw) in enumerate(boxes):
         win = (k, slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
         image[win] = r.image[k]
         cover[win] = r.coverage[k]
         changed[win] = r.blend_mask[k]
         source[win] = r.source[k]
-    return Rendered(image, cover, changed, source, r.lighting)
+        motion[win] = r.motion[k]
+    return Rendered(image, cover, changed, source, r.lighting, motion)
 
 
 #: Crop sizes are rounded up to multiples of this (pixels), so that photos of
 #: different sizes whose faces are of about one size share compiled programs.
 CROP_STEP = 64
-#: Pixels kept around the projected mesh in a crop: bilinear sampling, the
-#: z-buffer test and the blend's boundary ring all lie within it.
-CROP_PAD = 6
+#: Pixels kept around the projected mesh in a crop: sampling, the z-buffer test,
+#: the blend's boundary ring and the face's motion carried into its surroundings
+#: (:func:`vafx._render._warp.extend_motion`, zero from REACH = 32 pixels past the
+#: face) all lie within it.
+CROP_PAD = 36
 
 
 def face_boxes(points, image_size, *, pad: int = CROP_PAD, step: int = CROP_STEP) -> np.ndarray:
@@ -498,7 +619,7 @@ class Working(NamedTuple):
 
 
 def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_steps, shade,
-                    max_side=None):  # fmt: skip
+                    max_side=None, interior="shaded", reuse_teeth=True, warp=True):  # fmt: skip
     """:func:`render_faces` on the crops around the faces: (Rendered [B, T], boxes, working).
 
     img uint8 or float[B, H, W, 3], d float32[B, T, n, 3]. Only the crop around
@@ -554,19 +675,33 @@ def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_s
         f"raster:{model.name}:{n}:{mesh.faces.shape[0]}:{ch}x{cw}",
         raster_plan(np.concatenate([hp0, hp1.reshape(b * t, n, 3)]), mesh.faces, ch, cw),
     )
+    if interior not in INTERIORS:
+        raise ValueError(f"interior: one of {INTERIORS}, got {interior!r}")
     crops = jax.device_put(crops)
+    # the fits' inner lips in the rendering's pixels (the same shift and scale as the mesh)
+    lips = np.asarray(fits.landmarks, np.float32)[:, INNER_LIPS] - shift[:, :, :2]
+    if working is not None:
+        lips = lips * sc[:2] + off[:2]
+    if not reuse_teeth:  # nothing of the photo's interior is used, not even its tooth colour
+        lips = np.full_like(lips, np.nan)
+    corners = boxes[:, :2].astype(np.float64)
+    if working is not None:
+        corners = corners / np.array(working)
+    corners = np.rint(corners).astype(np.int32)
     out = _render_batch(
-        crops, v0, jax.device_put(hp0), jax.device_put(hp1), fits, d, mesh, plan=plan,
-        camera=camera, tol=float(depth_tolerance), iters=int(diffusion_steps),
-        sequential=jax.default_backend() == "cpu", shade=bool(shade), maps=working is not None,
+        crops, v0, jax.device_put(hp0), jax.device_put(hp1), fits, d, jax.device_put(lips),
+        jax.device_put(corners), mesh,
+        plan=plan, camera=camera, tol=float(depth_tolerance), iters=int(diffusion_steps),
+        sequential=jax.default_backend() == "cpu", shade=bool(shade), interior=interior,
+        reuse_teeth=bool(reuse_teeth), warp=bool(warp), maps=working is not None,
     )  # fmt: skip
     if working is not None:
         out, maps = out
         working = Working(working, _Maps(*(np.asarray(x) for x in maps)), np.asarray(crops),
                           *full_p, np.asarray(mesh.faces))  # fmt: skip
-    image, cover, _, source, lighting = out
+    image, cover, _, source, lighting, motion = out
     changed = _changed(image, crops)
-    r = Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting)))
+    r = Rendered(*(np.asarray(x) for x in (image, cover, changed, source, lighting, motion)))
     return r, boxes, working
 
 
@@ -596,6 +731,7 @@ def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs, exact):
     hh, ww = photo.shape[:2]
     fy = hh / low.shape[0]
     fx = ww / low.shape[1]
+    smooth, detail = detail_layers(photo)
     s = seen.astype(photo.dtype)
     u = (cover & ~seen).astype(photo.dtype)
     # the working maps to upsample, stacked: seen, seen uv, seen ratio, unseen, unseen
@@ -636,14 +772,13 @@ def _compose(photo, low, uv, ratio, seen, cover, correction, ys, xs, exact):
         bary = jnp.stack([1 - b1 - b2, b1, b2], -1)[..., None]  # [rows, W, 3, 1]
         uv_tri = jnp.sum(bary * p0xy[tv], axis=-2)
         uv_full = jnp.where(ok[..., None], uv_tri, uv_full)
-        from_photo = sample_bilinear(photo, uv_full) * (m[..., 3] / safe)[..., None]
+        from_photo = sample_photo(smooth, detail, uv_full) * (m[..., 3] / safe)[..., None]
         synthetic = m[..., 5:8] / jnp.maximum(wu, 1e-6)[..., None]
-        # inside the face: photo detail where the working pixels sampled the photo, the
-        # working colours where they were synthesized (fill, mouth interior)
-        share = jnp.where(wc > 0, ws / jnp.maximum(ws + wu, 1e-6), 0.0)[..., None]
-        face = share * from_photo + (1 - share) * synthetic
-        under = photo[jnp.clip(r0 + jnp.arange(rows), 0, hh - 1)]
-        return jnp.clip(under + wc[..., None] * (face - under) + m[..., 9:12], 0.0, 1.0)
+        # the photo (its full detail) where the working pixels sampled it, in the face and
+        # around it; the working colours where they were synthesized (fill, mouth interior)
+        share = (ws / jnp.maximum(ws + wu, 1e-6))[..., None]
+        del wc  # the whole crop is the rendering: the photo warped around the face
+        return jnp.clip(share * from_photo + (1 - share) * synthetic + m[..., 9:12], 0.0, 1.0)
 
     out = jax.lax.map(block, jnp.arange(y0.shape[0] // rows))
     return out.reshape(-1, ww, 3)[:hh]
@@ -655,11 +790,12 @@ def compose_full(photo, low, maps: _Maps, cover, correction, factor, p0, p1, fac
     Where the working pixels sampled the photo, the full-resolution photo is
     sampled at the same surface points (each pixel's barycentric coordinates
     in the triangle its nearest working pixel saw, so the map of photo
-    positions is exact within triangles and sharp across its seams), so the
-    face keeps the photo's full detail; synthesized
+    positions is exact within triangles and sharp across its seams; around the
+    face, the upsampled positions of the motion carried into the surroundings),
+    with its detail layer at the nearest pixel (:mod:`vafx._render._warp`), so
+    the face keeps the photo's full detail; synthesized
     colours (hidden skin, mouth interior) and the blend's correction (a
-    membrane, smooth by construction) are upsampled bilinearly; outside the
-    rendered face the photo is untouched.
+    membrane, smooth by construction) are upsampled bilinearly.
 
     Args:
         photo: float32[H, W, 3] in [0, 1], the crop at full resolution.
@@ -699,6 +835,9 @@ def render_face(
     depth_tolerance: float = 1.5,
     diffusion_steps: int = 32,
     shade: bool = True,
+    interior: str = "shaded",
+    reuse_teeth: bool = True,
+    warp: bool = True,
 ) -> Rendered:
     """Re-render one fitted face with an added deformation into its photo.
 
@@ -708,7 +847,8 @@ def render_face(
         fit: its :class:`vafx.Fit` (one image).
         deformation: float[n, 3] vertex offsets in model units (e.g. a bin's
             mean expression mapped onto the model); None renders the fit as is.
-        camera, depth_tolerance, diffusion_steps, shade: as :func:`render_faces`.
+        camera, depth_tolerance, diffusion_steps, shade, interior, reuse_teeth,
+            warp: as :func:`render_faces`.
 
     Returns:
         :class:`Rendered`.
@@ -719,5 +859,6 @@ def render_face(
     fits = jax.tree.map(lambda x: np.asarray(x)[None], fit)
     d = None if deformation is None else np.asarray(deformation, np.float32)[None]
     r = render_faces(img[None], model, fits, d, camera=camera, depth_tolerance=depth_tolerance,
-                     diffusion_steps=diffusion_steps, shade=shade)  # fmt: skip
+                     diffusion_steps=diffusion_steps, shade=shade, interior=interior,
+                     reuse_teeth=reuse_teeth, warp=warp)  # fmt: skip
     return Rendered(*(x[0, 0] for x in r))

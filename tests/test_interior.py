@@ -1,0 +1,113 @@
+"""The mouth interior: the photo's own teeth, and shaded geometry matched to the photo."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vafx._render._interior import (
+    GUMS,
+    NONE,
+    SOCKET,
+    TEETH,
+    interior_colours,
+    mouth_polygon_mask,
+    photo_teeth_colour,
+    soften,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(3, 9))
+def test_polygon_mask_equals_matplotlib(seed, k):
+    """Against matplotlib's Path.contains_points at the pixel centres (an independent test)."""
+    from matplotlib.path import Path
+
+    rng = np.random.default_rng(seed)
+    ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+    r = rng.uniform(3, 12, k)
+    pts = np.stack([16 + r * np.cos(ang), 14 + r * np.sin(ang)], -1)  # star-shaped, non-integer
+    ours = np.asarray(mouth_polygon_mask(jnp.asarray(pts, jnp.float32), 28, 32))
+    y, x = np.mgrid[0:28, 0:32]
+    ref = Path(pts).contains_points(np.stack([x.ravel(), y.ravel()], -1)).reshape(28, 32)
+    # a pixel centre within float32 rounding of an edge may go either way
+    assert (ours != ref).sum() <= 1
+
+
+def test_polygon_mask_of_nan_points_is_empty():
+    pts = jnp.full((8, 2), jnp.nan, jnp.float32)
+    assert not np.asarray(mouth_polygon_mask(pts, 10, 10)).any()
+
+
+def _mouth_photo(teeth_level):
+    """A 40 x 60 'photo': skin 0.6, a mouth opening with dark cavity and a band of teeth."""
+    img = np.full((40, 60, 3), 0.6, np.float32)
+    mask = np.zeros((40, 60), bool)
+    mask[15:25, 15:45] = True
+    img[mask] = 0.1  # cavity
+    img[15:19, 18:42] = teeth_level  # upper teeth
+    return jnp.asarray(img), jnp.asarray(mask)
+
+
+def test_photo_teeth_are_found_and_their_colour_read():
+    img, mask = _mouth_photo(0.92)
+    colour, found = photo_teeth_colour(img, mask, jnp.full(3, 0.6, jnp.float32))
+    assert bool(found)
+    np.testing.assert_allclose(np.asarray(colour), 0.92, atol=1e-5)
+
+
+def test_lips_between_closed_lips_are_not_teeth():
+    # the bright part of the opening is no brighter than the skin: lips, not teeth
+    img, mask = _mouth_photo(0.55)
+    _, found = photo_teeth_colour(img, mask, jnp.full(3, 0.6, jnp.float32))
+    assert not bool(found)
+    _, found = photo_teeth_colour(img, jnp.zeros_like(mask), jnp.full(3, 0.6, jnp.float32))
+    assert not bool(found)
+
+
+def _interior(skin, teeth=(jnp.zeros(3), jnp.asarray(False))):
+    kind = jnp.asarray([TEETH, TEETH, GUMS, SOCKET, SOCKET, NONE], jnp.int32)
+    view = jnp.asarray([0.0, 0.0, 1.0])
+    # the second tooth faces away: its winding is flipped (the ICT teeth's is not consistent)
+    normals = jnp.asarray([[0, 0, 1], [0, 0, -1], [0, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]],
+                          jnp.float32)  # fmt: skip
+    depth = jnp.asarray([0.0, 0.0, 1.0, 0.5, 20.0, 0.0])
+    lighting = jnp.zeros((3, 9), jnp.float32).at[:, 0].set(1.0)
+    return np.asarray(interior_colours(kind, normals, depth, jnp.arange(5), jnp.asarray(4.0), view,
+                                       lighting, jnp.asarray(skin, jnp.float32), teeth))  # fmt: skip
+
+
+def test_greyscale_photo_gets_a_grey_interior():
+    out = _interior([0.5, 0.5, 0.5])
+    np.testing.assert_allclose(out[:, 0], out[:, 1], atol=1e-6)
+    np.testing.assert_allclose(out[:, 1], out[:, 2], atol=1e-6)
+    # and a colour photo a coloured one: pink gums
+    col = _interior([0.78, 0.58, 0.48])
+    assert col[2, 0] > 1.3 * col[2, 1]
+
+
+def test_interior_follows_the_photo_and_darkens_into_the_cavity():
+    out = _interior([0.78, 0.58, 0.48])
+    luma = out @ np.array([0.299, 0.587, 0.114])
+    skin = 0.78 * 0.299 + 0.58 * 0.587 + 0.48 * 0.114
+    assert luma[0] > 1.3 * skin  # front teeth brighter than the skin
+    assert abs(luma[1] - luma[0]) < 1e-6  # a flipped normal shades as the camera sees it
+    assert luma[4] < 0.3 * luma[3] < luma[2]  # the deep socket dark, its front lining not
+    assert (out[5] == 0).all()  # not interior
+    dim = _interior([0.39, 0.29, 0.24]) @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_allclose(dim[:5], 0.5 * luma[:5], rtol=1e-5)  # half the light: half as bright
+    # the photo's own tooth colour replaces the synthetic one
+    own = _interior([0.78, 0.58, 0.48], (jnp.asarray([0.9, 0.8, 0.7]), jnp.asarray(True)))
+    assert own[0, 0] / own[0, 2] > 1.2 > out[0, 0] / out[0, 2]
+
+
+def test_soften_mixes_the_edge_and_keeps_the_inside():
+    c = np.zeros((9, 9, 3), np.float32)
+    m = np.zeros((9, 9), bool)
+    m[3:6, 2:7] = True
+    c[m] = 0.8
+    col, alpha = (np.asarray(x) for x in soften(jnp.asarray(c), jnp.asarray(m)))
+    np.testing.assert_allclose(col[m], 0.8, atol=1e-6)  # one colour stays that colour
+    assert alpha[4, 4] == 1 and alpha[0, 0] == 0 and 0 < alpha[2, 4] < 0.5 < alpha[3, 4] < 1
