@@ -561,13 +561,15 @@ def sample_bicubic(image: Array, uv: Array) -> Array:
     xf, yf = jnp.floor(x), jnp.floor(y)
     wx = _keys_weights(x - xf)  # [..., 4]
     wy = _keys_weights(y - yf)
-    taps = jnp.arange(-1, 3).reshape((1,) * x.ndim + (4,))
-    xi = jnp.clip(xf.astype(jnp.int32)[..., None] + taps, 0, w - 1)
-    yi = jnp.clip(yf.astype(jnp.int32)[..., None] + taps, 0, h - 1)
+    flat = image.reshape(h * w, *image.shape[2:])
+    x0, y0 = xf.astype(jnp.int32), yf.astype(jnp.int32)
+    cols = [jnp.clip(x0 + k, 0, w - 1) for k in range(-1, 3)]
     out = jnp.zeros(uv.shape[:-1] + image.shape[2:], image.dtype)
+    tail = (None,) * (image.ndim - 2)
     for j in range(4):
-        row = image[yi[..., j : j + 1], xi]  # [..., 4, C]
-        out = out + wy[..., j, None] * jnp.sum(wx[..., None] * row, axis=-2)
+        row = jnp.clip(y0 + (j - 1), 0, h - 1) * w
+        acc = sum(wx[(..., k, *tail)] * flat[row + cols[k]] for k in range(4))
+        out = out + wy[(..., j, *tail)] * acc
     return out
 
 

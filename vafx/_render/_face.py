@@ -558,9 +558,9 @@ def render_faces(
 CROP_STEP = 64
 #: Pixels kept around the projected mesh in a crop: sampling, the z-buffer test,
 #: the blend's boundary ring and the face's motion carried into its surroundings
-#: (:func:`vafx._render._warp.extend_motion`, zero from REACH = 32 pixels past the
+#: (:func:`vafx._render._warp.extend_motion`, zero from REACH = 24 pixels past the
 #: face) all lie within it.
-CROP_PAD = 36
+CROP_PAD = 28
 
 
 def face_boxes(points, image_size, *, pad: int = CROP_PAD, step: int = CROP_STEP) -> np.ndarray:
