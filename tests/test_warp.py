@@ -138,7 +138,7 @@ def test_motion_extension_stops_at_its_reach_whatever_the_grid():
     big_disp = np.zeros((64, 80, 2), np.float32)
     big_disp[17:47, 23:63] = disp
     big = np.asarray(extend_motion(jnp.asarray(big_disp), jnp.asarray(big_known), reach=6))
-    np.testing.assert_allclose(big[17:47, 23:63], small, atol=1e-3)
+    np.testing.assert_allclose(big[17:47, 23:63], small, atol=1e-2)  # the solve's rtol 1e-3
     assert not big[:20].any() and not big[:, :28].any()  # zero beyond the reach
     assert np.abs(big[25, 40]).max() > 0.05  # within it, moved
 
