@@ -27,10 +27,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import binary_erosion
 from skimage import data
 from skimage.draw import polygon
 from skimage.metrics import structural_similarity
-from skimage.morphology import binary_erosion
 
 import vafx
 from vafx._render._face import MOUTH, render_faces
@@ -85,7 +85,9 @@ def main(argv=None) -> int:
         mask = interior_mask(img.shape, lm)
         fit = vafx.fit_landmarks(model, lm[None], img.shape[:2])
         masked = img.copy()
-        ring = binary_erosion(~mask, np.ones((9, 9))) ^ ~mask  # a band just outside the mask
+        ring = (
+            binary_erosion(~mask, np.ones((9, 9), bool), border_value=1) ^ ~mask
+        )  # a band just outside it
         masked[mask] = np.rint(img[ring].mean(0)).astype(np.uint8)
         results, crops = {}, []
         for interior in ("flat", "shaded"):
