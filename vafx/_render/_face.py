@@ -406,7 +406,8 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, lips, corners, mesh, *
     p0, p1: image-space vertices of the fitted and the deformed meshes
     (:func:`_image_vertices`, computed once for the plan and reused here);
     lips: float[B, 8, 2], the fits' inner-lip landmarks in the crop's pixels;
-    corners: int32[B, 2], each crop's (y0, x0) in its photo (in the rendering's pixels).
+    corners: int32[B, 2], each crop's (y0, x0) relative to its face (the fit's nose tip;
+    in the rendering's pixels): the origin of the grain pattern.
     """
     persp = camera == "perspective"
     b, t = deformations.shape[:2]
@@ -684,7 +685,10 @@ def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_s
         lips = lips * sc[:2] + off[:2]
     if not reuse_teeth:  # nothing of the photo's interior is used, not even its tooth colour
         lips = np.full_like(lips, np.nan)
-    corners = boxes[:, :2].astype(np.float64)
+    # the grain pattern's origin: the fit's nose tip (iBUG 30), so that a face gets the same
+    # pattern in any crop of its photo and wherever it stands in a larger canvas
+    nose = np.asarray(fits.landmarks, np.float64)[:, 30, ::-1]
+    corners = boxes[:, :2].astype(np.float64) - np.where(np.isfinite(nose), np.rint(nose), 0.0)
     if working is not None:
         corners = corners / np.array(working)
     corners = np.rint(corners).astype(np.int32)

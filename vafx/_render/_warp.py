@@ -151,9 +151,10 @@ def _hash(k: jax.Array) -> jax.Array:
 def pixel_noise(h: int, w: int, corner: jax.Array, dtype=jnp.float32) -> jax.Array:
     """float[H, W]: a fixed standard-normal pattern, a function of each pixel's place in the photo.
 
-    ``corner`` int32[2] is the crop's (y0, x0) in the photo: the same photo pixel
-    gets the same value whatever crop it is rendered in (a batch's or its own),
-    and the same inputs give the same bytes. Box-Muller over two hashed uniforms.
+    ``corner`` int32[2] is the crop's (y0, x0) relative to a fixed origin (the
+    renderer uses the face's nose tip): the same pixel gets the same value whatever
+    crop it is rendered in (a batch's or its own), and the same inputs give the same
+    bytes. Box-Muller over two hashed uniforms.
     """
     y = (jnp.arange(h, dtype=jnp.int32) + corner[0]).astype(jnp.uint32)[:, None]
     x = (jnp.arange(w, dtype=jnp.int32) + corner[1]).astype(jnp.uint32)[None, :]
