@@ -10,6 +10,22 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+# Each xdist worker gets its own compilation cache (programs and jax.export files).
+# With one folder shared by both workers, a worker aborted inside JAX's cache write
+# ("Fatal Python error: Aborted" in compilation_cache.put_executable_and_time) in two
+# of two fresh-clone runs on 2026-12-03 (each test passed alone with an empty cache).
+# The cause inside jaxlib is not known. (vafx is not imported here: its import turns
+# the cache on, so the folder is worked out as vafx._paths.cache_root does.)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    _jax_cache = os.environ.get("VAFX_JAX_CACHE", "")
+    if _jax_cache.strip().lower() not in ("0", "off", "no", "false"):
+        _root = os.environ.get("VAFX_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vafx"
+        )
+        _jax_cache = _jax_cache or os.path.join(os.path.expanduser(_root), "jax")
+        os.environ["VAFX_JAX_CACHE"] = f"{_jax_cache}-{_WORKER}"
+
 # Strict promotion as optimistix and lineax test with: a silent upcast or an
 # implicit broadcast in library code fails the suite.
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 
 from vafx._render._interior import (
     GUMS,
+    LIP_SHADOW_FLOOR,
     NONE,
     SOCKET,
     TEETH,
     interior_colours,
+    lip_shadow,
     mouth_polygon_mask,
     photo_teeth_colour,
     soften,
@@ -111,3 +113,20 @@ def test_soften_mixes_the_edge_and_keeps_the_inside():
     col, alpha = (np.asarray(x) for x in soften(jnp.asarray(c), jnp.asarray(m)))
     np.testing.assert_allclose(col[m], 0.8, atol=1e-6)  # one colour stays that colour
     assert alpha[4, 4] == 1 and alpha[0, 0] == 0 and 0 < alpha[2, 4] < 0.5 < alpha[3, 4] < 1
+
+
+def test_lip_shadow_darkens_the_corners_not_the_middle():
+    """A lens-shaped opening: full light well inside, about two thirds along a lip, the floor
+    in the narrow corners."""
+    yy, xx = np.mgrid[:40, :80].astype(np.float32)
+    half = 12.0 * np.clip(1 - ((xx - 40) / 36) ** 2, 0, None)  # half-height of the opening
+    opening = np.abs(yy - 20) < half
+    light = np.asarray(lip_shadow(jnp.asarray(opening)))
+    assert light.min() >= LIP_SHADOW_FLOOR - 1e-6 and light.max() <= 1 + 1e-6
+    assert light[20, 40] > 0.99  # the middle
+    assert 0.55 < light[20 - 11, 40] < 0.8  # a pixel along the upper lip
+    corner = opening & (np.abs(xx - 40) > 34)  # the last two columns each way: a pixel tall
+    assert corner.any() and light[corner].max() < 0.5
+    # the opening's mean light per column falls from the middle toward the corner
+    cols = [light[:, x][opening[:, x]].mean() for x in range(40, 80) if opening[:, x].any()]
+    assert np.mean(cols[-3:]) < np.mean(cols[:10]) - 0.3 and cols[-1] < cols[0] - 0.4

@@ -37,6 +37,7 @@ from ._interior import (
     SOCKET,
     TEETH,
     interior_colours,
+    lip_shadow,
     mouth_polygon_mask,
     photo_teeth_colour,
     soften,
@@ -232,16 +233,17 @@ class _Canvas(NamedTuple):
     zbuf: jax.Array  # float[H, W], the neutral mesh's z-buffer
     colours: jax.Array  # float[V, 3], photo colours per vertex, hidden ones diffused
     skin: jax.Array  # float[3], mean colour of the visible vertices
+    front: jax.Array  # float[3], mean colour of the visible skin that faces the camera
     normals: jax.Array  # float[V, 3], the fitted mesh's vertex normals (model space)
     lighting: jax.Array  # float[3, 9], the photo's SH lighting in model space
     smooth: jax.Array  # float[H, W, 3], the photo's smooth layer (:mod:`._warp`)
     detail: jax.Array  # float[H, W, 3], its detail layer
     mouth: jax.Array  # bool[H, W], what the photo shows of its mouth interior
     teeth: tuple  # (float[3], bool): the photo's tooth colour, and whether it shows teeth
-    grain: jax.Array  # float: the noise level of the detail layer's luma over the visible face
+    grain: jax.Array  # float[H, W]: the photo's grain pattern (fixed noise at its level)
 
 
-def _canvas(photo, v0, p0, view, lips, mesh, *, plan, perspective, tol, iters, shade):
+def _canvas(photo, v0, p0, view, lips, corner, mesh, *, plan, perspective, tol, iters, shade):
     h, w = photo.shape[:2]
     fr0 = rasterize(p0, mesh.faces, h, w, plan, perspective=perspective)
     vis = mesh.used & _inside(p0, h, w) & (jnp.abs(p0[:, 2] - _lookup(fr0.depth, p0, h, w)) <= tol)
@@ -254,6 +256,15 @@ def _canvas(photo, v0, p0, view, lips, mesh, *, plan, perspective, tol, iters, s
     )
     filled, reached = _diffuse(col, vis, mesh.edges, iters)
     normals = vertex_normals(v0, mesh.faces)
+    # the skin lit as the mouth interior's front is: facing the camera (the mean over all
+    # visible skin holds shaded cheeks and sides, darker than the teeth's light)
+    facing = vis & mesh.skin & (normals @ view > 0.8)
+    nf = jnp.sum(facing)
+    front = jnp.where(
+        nf > 0,
+        jnp.sum(jnp.where(facing[:, None], col, 0.0), 0) / jnp.maximum(nf, 1).astype(col.dtype),
+        skin,
+    )
     if shade:
         # skin seen from the front: grazing views mix the face with what lies behind
         trust = vis & mesh.skin & (normals @ view > 0.3)
@@ -267,8 +278,10 @@ def _canvas(photo, v0, p0, view, lips, mesh, *, plan, perspective, tol, iters, s
     # detail layer's robust spread (1.4826 x its median absolute luma; wrinkles, brows
     # and edges are sparse and do not raise it), every 4th vertex
     g = sample_bilinear(detail, p0[::4, :2]) @ jnp.asarray(LUMA, photo.dtype)
-    grain = 1.4826 * _weighted_median(jnp.abs(g)[:, None], vis[::4, None].astype(g.dtype))[0]
-    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin,
+    level = 1.4826 * _weighted_median(jnp.abs(g)[:, None], vis[::4, None].astype(g.dtype))[0]
+    # the same pattern for every target of this photo: made once here
+    grain = level * pixel_noise(h, w, corner, photo.dtype)
+    return _Canvas(fr0.depth, jnp.where(reached[:, None], filled, skin), skin, front,
                    normals, lighting, smooth, detail, mouth,
                    photo_teeth_colour(photo, mouth, skin), grain)  # fmt: skip
 
@@ -317,7 +330,7 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
     pix = jnp.stack(jnp.meshgrid(jnp.arange(w), jnp.arange(h)), -1).astype(photo.dtype)
     disp = jnp.where(cover[..., None], uvz0[..., :2] - pix, 0.0)
     if warp:  # the motion carried into the neck, hair and background around the face
-        disp = extend_motion(disp, cover)
+        disp = extend_motion(disp, cover, corner)
     uv = pix + disp
     sampled = sample_photo(canvas.smooth, canvas.detail, uv)
     filled = interpolate(canvas.colours, f, fr1)
@@ -351,8 +364,9 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
     else:
         span = jnp.ptp(p1[:, 0]) / 8.0  # the head's width / 8: about 2 cm
         mcol = interior_colours(mesh.kind, normals1, p1[:, 2], mesh.inner, span,
-                                view, canvas.lighting, canvas.skin, canvas.teeth)  # fmt: skip
+                                view, canvas.lighting, canvas.front, canvas.teeth)  # fmt: skip
         mouth_img, alpha = soften(interpolate(mcol, f, fr1), mouth)
+        mouth_img = mouth_img * lip_shadow(inner)[..., None]
 
     moved = jnp.any(disp != 0.0, axis=-1)
     # what did not move is the photo itself (bit for bit, not smooth + detail)
@@ -361,9 +375,8 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
     if interior != "flat":
         # synthesized colours get the photo's grain (a fixed noise pattern: same inputs,
         # same bytes), so that they do not read as smooth paint beside the photo's skin
-        noise = canvas.grain * pixel_noise(h, w, corner, photo.dtype)
-        filled = filled + noise[..., None]
-        mouth_img = mouth_img + noise[..., None]
+        filled = filled + canvas.grain[..., None]
+        mouth_img = mouth_img + canvas.grain[..., None]
     out = jnp.where(fill[..., None], filled, sampled)
     out = out + alpha[..., None] * (mouth_img - out)
     source = jnp.where(seen | (~cover & moved), jnp.int8(PHOTO), jnp.int8(0))
@@ -413,8 +426,8 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, lips, corners, mesh, *
     b, t = deformations.shape[:2]
 
     def canvas(args):
-        photo, v, p, fit, lp = args
-        return _canvas(photo, v, p, fit.rotation[2], lp, mesh, plan=plan, perspective=persp,
+        photo, v, p, fit, lp, corner = args
+        return _canvas(photo, v, p, fit.rotation[2], lp, corner, mesh, plan=plan, perspective=persp,
                        tol=tol, iters=iters, shade=shade)  # fmt: skip
 
     def one(i):
@@ -428,10 +441,10 @@ def _render_batch(photos, v0, p0, p1, fits, deformations, lips, corners, mesh, *
                            reuse_teeth=reuse_teeth, warp=warp, maps=maps)  # fmt: skip
 
     if sequential:  # CPU: one image's working set stays in cache
-        canvases = jax.lax.map(canvas, (photos, v0, p0, fits, lips))
+        canvases = jax.lax.map(canvas, (photos, v0, p0, fits, lips, corners))
         out = jax.lax.map(one, jnp.arange(b * t))
     else:
-        canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits, lips)
+        canvases = jax.vmap(lambda *a: canvas(a))(photos, v0, p0, fits, lips, corners)
         out = jax.vmap(one)(jnp.arange(b * t))
     return jax.tree.map(lambda x: x.reshape(b, t, *x.shape[1:]), out)
 
@@ -556,12 +569,12 @@ def render_faces(
 
 #: Crop sizes are rounded up to multiples of this (pixels), so that photos of
 #: different sizes whose faces are of about one size share compiled programs.
-CROP_STEP = 64
+CROP_STEP = 32
 #: Pixels kept around the projected mesh in a crop: sampling, the z-buffer test,
 #: the blend's boundary ring and the face's motion carried into its surroundings
-#: (:func:`vafx._render._warp.extend_motion`, zero from REACH = 24 pixels past the
+#: (:func:`vafx._render._warp.extend_motion`, zero from REACH = 18 pixels past the
 #: face) all lie within it.
-CROP_PAD = 28
+CROP_PAD = 22
 
 
 def face_boxes(points, image_size, *, pad: int = CROP_PAD, step: int = CROP_STEP) -> np.ndarray:

@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 
 from ._shading import sh_basis
-from ._warp import _blur_axis
+from ._warp import _blur_axis, gaussian_blur
 
-__all__ = ["interior_colours", "mouth_polygon_mask", "photo_teeth_colour", "soften"]
+__all__ = ["interior_colours", "lip_shadow", "mouth_polygon_mask", "photo_teeth_colour", "soften"]
 
 #: Rec. 601 luma weights.
 LUMA = (0.299, 0.587, 0.114)
@@ -46,6 +46,12 @@ NONE, TEETH, GUMS, SOCKET = 0, 1, 2, 3
 #: teeth about 1.7 times the skin's luma (before shading; the astronaut's front teeth
 #: are 1.6 times her skin's mean), gums and tongue pink, the socket dark red.
 ALBEDO = ((0.0, 0.0, 0.0), (1.12, 1.06, 0.94), (0.80, 0.42, 0.45), (0.35, 0.12, 0.13))
+#: The lips' shadow (:func:`lip_shadow`): the opening's coverage blurred with this
+#: sigma (pixels) ...
+LIP_SHADOW_SIGMA = 2.0
+#: ... and the darkest it makes the interior (where a fifth or less of the
+#: neighbourhood is opening: the mouth's corners).
+LIP_SHADOW_FLOOR = 0.35
 #: Fewest pixels of the photo's mouth outline that count as showing teeth.
 MIN_TEETH_PIXELS = 12
 
@@ -178,7 +184,9 @@ def interior_colours(
     # only deep in the cavity is it dark
     lining = deep[:, None] * albedo[None, GUMS] + (1 - deep[:, None]) * albedo[None, SOCKET]
     col = jnp.where((kind == SOCKET)[:, None], lining, col)
-    occlusion = jnp.where(kind == SOCKET, 0.25 + 0.5 * deep, 0.5 + 0.5 * deep)
+    # the gums between and above the teeth lie recessed behind them: shadowed like the
+    # socket's lining (lit, they read as red drips between pale teeth)
+    occlusion = jnp.where(kind == TEETH, 0.5 + 0.5 * deep, 0.25 + 0.5 * deep)
     # a soft highlight on the teeth: Blinn-Phong toward the light's main direction
     d = grey[1:4]
     light = d / jnp.maximum(jnp.linalg.norm(d), 1e-6)
@@ -188,6 +196,24 @@ def interior_colours(
     teeth_l = jnp.max(jnp.where(is_teeth, col, 0.0), axis=0, keepdims=True)
     out = col * (diffuse * occlusion)[:, None] + jnp.where(is_teeth, spec[:, None] * teeth_l, 0.0)
     return jnp.where((kind != NONE)[:, None], out, 0.0)
+
+
+def lip_shadow(opening: jax.Array) -> jax.Array:
+    """float[H, W] in [LIP_SHADOW_FLOOR, 1]: how much light the lips leave the mouth interior.
+
+    ``opening`` bool[H, W] is the mouth's opening (every interior pixel
+    rendered). Its coverage blurred with :data:`LIP_SHADOW_SIGMA` is 1 well
+    inside a wide opening, about 1/2 along a straight lip and less in the
+    narrow corners; the factor rises from :data:`LIP_SHADOW_FLOOR` at a
+    coverage of 0.2 to 1 at 0.8. The lips and cheeks shade what lies just
+    behind them (the side teeth in the corners most: the buccal corridor),
+    which depth alone does not give: the ICT side teeth lie only 1-2 cm
+    behind the front ones. On the astronaut, the real interior's luma falls from
+    about 225 in the middle to 120 in a corner.
+    """
+    cover = gaussian_blur(opening.astype(jnp.float32), LIP_SHADOW_SIGMA)
+    light = jnp.clip((cover - 0.2) / 0.6, 0.0, 1.0)
+    return LIP_SHADOW_FLOOR + (1.0 - LIP_SHADOW_FLOOR) * light
 
 
 def soften(colour: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:

