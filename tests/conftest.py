@@ -19,7 +19,10 @@ from hypothesis import settings
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if _WORKER and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     _jax_cache = os.environ.get("VAFX_JAX_CACHE", "")
-    if _jax_cache.strip().lower() not in ("0", "off", "no", "false"):
+    # (not twice: a subprocess of a test inherits the worker's folder as it is)
+    if _jax_cache.strip().lower() not in ("0", "off", "no", "false") and not _jax_cache.endswith(
+        f"-{_WORKER}"
+    ):
         _root = os.environ.get("VAFX_CACHE") or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vafx"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -89,6 +90,11 @@ def test_sampling_keeps_the_grain_that_interpolation_washes_out():
         assert ours > 0.85 and lin < 0.6, (s, ours, lin)
 
 
+# compiled once per shape (called eagerly, its pyramid's many small operations each
+# dispatched and compiled apart cost seconds a call)
+_extend = jax.jit(extend_motion, static_argnames=("reach", "levels"))
+
+
 def _membrane(disp, known, reach):
     """The harmonic extension by a direct sparse solve (scipy): zero beyond the reach."""
     sp = pytest.importorskip("scipy.sparse")
@@ -131,7 +137,7 @@ def test_motion_extension_is_close_to_the_membrane_and_never_overshoots():
     """Against the harmonic membrane (a direct scipy solve) with the same boundary values."""
     disp, known = _jaw(120, 100)
     reach = 12
-    out = np.asarray(extend_motion(jnp.asarray(disp), jnp.asarray(known), reach=reach))
+    out = np.asarray(_extend(jnp.asarray(disp), jnp.asarray(known), reach=reach))
     ref, band = _membrane(disp, known, reach)
     np.testing.assert_array_equal(out[known], disp[known])
     assert not out[~known & ~band].any()  # zero beyond the reach
@@ -152,16 +158,14 @@ def test_motion_extension_belongs_to_the_face_not_the_crop(shift):
     """The same face in a small crop and in a larger one (a batch's), placed anywhere:
     with the crops' corners given relative to the face, the same motion, to rounding."""
     disp, known = _jaw(64, 56)
-    small = np.asarray(
-        extend_motion(jnp.asarray(disp), jnp.asarray(known), jnp.array([3, 9]), reach=8)
-    )
+    small = np.asarray(_extend(jnp.asarray(disp), jnp.asarray(known), jnp.array([3, 9]), reach=8))
     oy, ox = 40 + shift[0], 40 + shift[1]
     big_known = np.zeros((160, 180), bool)
     big_known[oy : oy + 64, ox : ox + 56] = known
     big_disp = np.zeros((160, 180, 2), np.float32)
     big_disp[oy : oy + 64, ox : ox + 56] = disp
     corner = jnp.array([3 - oy, 9 - ox])
-    big = np.asarray(extend_motion(jnp.asarray(big_disp), jnp.asarray(big_known), corner, reach=8))
+    big = np.asarray(_extend(jnp.asarray(big_disp), jnp.asarray(big_known), corner, reach=8))
     np.testing.assert_allclose(big[oy : oy + 64, ox : ox + 56], small, atol=1e-5)
     rest = big.copy()
     rest[oy : oy + 64, ox : ox + 56] = 0
