@@ -322,7 +322,9 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
         # photo's pixel (teeth move rigidly with the skull and the jaw); not the tongue
         # or the socket, which the photo's teeth hid: an opened jaw shows them between
         # the upper and the lower teeth
-        teeth = cover & (region == _TEETH_TAG)
+        # only where it shows teeth: a dark, toothless or barely parted opening (the lips
+        # seen between closed lips) gave its lip pixels to the teeth beside the synthesized ones
+        teeth = cover & (region == _TEETH_TAG) & canvas.teeth[1]
         seen = seen | (teeth & _inside(uvz0, h, w) & _lookup(canvas.mouth, uvz0, h, w))
     else:  # the photo's interior is taken as never seen (the interior benchmark)
         seen = seen & ~inner
