@@ -111,3 +111,28 @@ def test_motion_is_carried_past_the_outline(ict_model, astronaut_fit):
     np.testing.assert_array_equal(np.rint(flat.image * 255)[outside], img[outside])
     # the face region and the motion agree at the outline: no step at the silhouette
     assert np.isfinite(r.motion).all() and r.motion[moved].max() < 2 * r.motion[r.coverage].max()
+
+
+def test_a_toothless_opening_gives_the_teeth_none_of_its_pixels(ict_model, astronaut_fit):
+    """The photo's parted lips show a dark opening (no teeth found): its pixels are not
+    taken for teeth, which are synthesized as if the photo showed nothing."""
+    from scipy.ndimage import binary_dilation
+
+    img, fit = astronaut_fit
+    lips = np.asarray(fit.landmarks)[60:68]
+    opening = np.asarray(mouth_polygon_mask(jnp.asarray(lips, jnp.float32), *img.shape[:2]))
+    dark = img.copy()
+    dark[binary_dilation(opening, iterations=2)] = (70, 30, 35)  # a dark, toothless mouth
+    d = _jaw_open(ict_model, fit)
+    r = render_face(dark, ict_model, fit, d)
+    teeth, found = photo_teeth_colour(jnp.asarray(dark, jnp.float32) / 255,
+                                      jnp.asarray(opening), jnp.full(3, 0.6))  # fmt: skip
+    assert not bool(found)
+    # the teeth inside the opening are synthesized, as on the real photo with no lips known
+    # (where its own teeth were reused, fewer)
+    blind = fit._replace(landmarks=np.asarray(fit.landmarks).copy())
+    blind.landmarks[60:68] = np.nan
+    unseen = render_face(dark, ict_model, blind, d)
+    real = render_face(img, ict_model, fit, d)
+    n = [(x.source == MOUTH).sum() for x in (r, unseen, real)]
+    assert abs(int(n[0]) - int(n[1])) <= 0.02 * n[1] and n[0] > n[2] + 20, n
