@@ -243,28 +243,24 @@ class _Canvas(NamedTuple):
     grain: jax.Array  # float[H, W]: the photo's grain pattern (fixed noise at its level)
 
 
+def _masked_mean(x: jax.Array, mask: jax.Array, fallback: jax.Array) -> jax.Array:
+    """Mean of the rows of x float[V, C] where mask bool[V]; ``fallback`` float[C] if none."""
+    n = jnp.sum(mask)
+    mean = jnp.sum(jnp.where(mask[:, None], x, 0.0), 0) / jnp.maximum(n, 1).astype(x.dtype)
+    return jnp.where(n > 0, mean, fallback)
+
+
 def _canvas(photo, v0, p0, view, lips, corner, mesh, *, plan, perspective, tol, iters, shade):
     h, w = photo.shape[:2]
     fr0 = rasterize(p0, mesh.faces, h, w, plan, perspective=perspective)
     vis = mesh.used & _inside(p0, h, w) & (jnp.abs(p0[:, 2] - _lookup(fr0.depth, p0, h, w)) <= tol)
     col = sample_bilinear(photo, p0[:, :2])
-    nvis = jnp.sum(vis)
-    skin = jnp.where(
-        nvis > 0,
-        jnp.sum(jnp.where(vis[:, None], col, 0.0), 0) / jnp.maximum(nvis, 1).astype(col.dtype),
-        jnp.full((3,), 0.6, col.dtype),
-    )
+    skin = _masked_mean(col, vis, jnp.full((3,), 0.6, col.dtype))
     filled, reached = _diffuse(col, vis, mesh.edges, iters)
     normals = vertex_normals(v0, mesh.faces)
     # the skin lit as the mouth interior's front is: facing the camera (the mean over all
     # visible skin holds shaded cheeks and sides, darker than the teeth's light)
-    facing = vis & mesh.skin & (normals @ view > 0.8)
-    nf = jnp.sum(facing)
-    front = jnp.where(
-        nf > 0,
-        jnp.sum(jnp.where(facing[:, None], col, 0.0), 0) / jnp.maximum(nf, 1).astype(col.dtype),
-        skin,
-    )
+    front = _masked_mean(col, vis & mesh.skin & (normals @ view > 0.8), skin)
     if shade:
         # skin seen from the front: grazing views mix the face with what lies behind
         trust = vis & mesh.skin & (normals @ view > 0.3)

@@ -52,8 +52,8 @@ REACH = 18
 #: top, wider than the reach, so that every top block holds a known or zero pixel.
 LEVELS = 5
 
-#: Displacements below this (pixels) are taken as none: the harmonic extension
-#: decays slowly, and a background moved by a hundredth of a pixel is unchanged
+#: Displacements below this (pixels) are taken as none: the extension tails off
+#: toward the reach, and a background moved by a hundredth of a pixel is unchanged
 #: in 8 bits but would count as changed.
 MIN_MOTION = 0.05
 
@@ -148,8 +148,9 @@ def extend_motion(
     Every result is a weighted mean of known values (so within their range:
     no overshoot), equal to them where known, continuous across the outline,
     and zero beyond the reach. It is close to the harmonic membrane with the
-    same boundary values (within 0.35 px on a 3 px jaw motion) at about a
-    seventh of a multigrid solve's cost.
+    same boundary values (on a 2.9 px jaw motion, reach 18: 0.06 px apart on
+    average, 0.6 px at most) at about a sixth of a multigrid solve's cost
+    (3.8 against 23 ms a 256 x 256 crop, 2-core CPU, 2026-12-04).
 
     The pyramid's blocks are aligned to ``origin``, not to the crop: the same
     face gives the same field in any crop that holds its reach (a batch's or
