@@ -231,7 +231,9 @@ def fit_bins(
         size = max(1, min(len(bins), chunk_bytes // (fb * per_frame + k * n * 3 * 4 * 8)))
         for i in range(0, len(bins), size):
             groups.append((fb, bins[i : i + size], size))
-    fit = jax.jit(jax.vmap(lambda x, m: splocs_fit(x, m, graph, params)))
+    # the graph is an argument, not a closed-over constant: baked into the program it made
+    # each compiled executable 240 MB (ICT), slow to compile and to read from the cache
+    fit = jax.jit(jax.vmap(splocs_fit, in_axes=(0, 0, None, None)), static_argnums=3)
     mesh = _bin_mesh(devices)
     nd = 1 if mesh is None else mesh.size
     for gi, (fb, bins, size) in enumerate(groups):
@@ -255,12 +257,14 @@ def fit_bins(
         if len(bins) < size:  # padding: the last bin again (discarded below)
             x[len(bins) :], mask[len(bins) :] = x[len(bins) - 1], mask[len(bins) - 1]
         if mesh is None:
-            state = jax.device_get(fit(jnp.asarray(x), jnp.asarray(mask)))
+            state = jax.device_get(fit(jnp.asarray(x), jnp.asarray(mask), graph, params))
         else:
             from jax.sharding import NamedSharding, PartitionSpec
 
             spread = NamedSharding(mesh, PartitionSpec("bins"))
-            state = jax.device_get(fit(jax.device_put(x, spread), jax.device_put(mask, spread)))
+            state = jax.device_get(
+                fit(jax.device_put(x, spread), jax.device_put(mask, spread), graph, params)
+            )
         for j, b in enumerate(bins):
             comps[b] = state.components[j] * scales[j]
             w = state.weights[j][mask[j]]
