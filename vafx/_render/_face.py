@@ -313,6 +313,11 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
     region = jnp.where(cover, mesh.tag[jnp.maximum(fr1.triangle, 0)], -1)
     n_photo = len(PHOTO_REGIONS)
     inner = cover & (region >= n_photo)
+    # the photo shows its mouth interior only inside its inner-lip outline, and only
+    # where it shows teeth: a closed mouth's outline is the dark line between the lips
+    # (on grace_hopper in grey, the fitted mouth's teeth passed the depth test there
+    # and took that line's pixels: dark blocks beside the synthesized front teeth)
+    seen = seen & (~inner | (_lookup(canvas.mouth, uvz0, h, w) & canvas.teeth[1]))
     if reuse_teeth:
         # where the photo shows its mouth interior, a tooth's surface point takes the
         # photo's pixel (teeth move rigidly with the skull and the jaw); not the tongue
