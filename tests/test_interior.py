@@ -13,11 +13,13 @@ from vafx._render._interior import (
     NONE,
     SOCKET,
     TEETH,
+    TOOTH_SEAM,
     interior_colours,
     lip_shadow,
     mouth_polygon_mask,
     photo_teeth_colour,
     soften,
+    tooth_seams,
 )
 
 
@@ -130,3 +132,43 @@ def test_lip_shadow_darkens_the_corners_not_the_middle():
     # the opening's mean light per column falls from the middle toward the corner
     cols = [light[:, x][opening[:, x]].mean() for x in range(40, 80) if opening[:, x].any()]
     assert np.mean(cols[-3:]) < np.mean(cols[:10]) - 0.3 and cols[-1] < cols[0] - 0.4
+
+
+def test_tooth_seams_shade_the_farther_tooth_where_two_meet():
+    """Two teeth side by side, the right one nearer: the seam lies on the left tooth's
+    edge column (blurred half a pixel each way), not on the nearer tooth's, and a tooth's
+    edge against no tooth (the cavity, the lips) is no seam."""
+    h, w = 9, 12
+    tooth = np.zeros((h, w), np.float32)
+    tooth[:, 2:6], tooth[:, 6:10] = 3.0, 4.0
+    depth = np.where(tooth == 4.0, 0.5, 1.0).astype(np.float32)
+    s = np.asarray(tooth_seams(jnp.asarray(tooth), jnp.asarray(depth)))
+    row = s[4]
+    np.testing.assert_allclose(row[5], 1 - TOOTH_SEAM * 0.5, rtol=1e-6)  # the farther edge
+    np.testing.assert_allclose(row[[4, 6]], 1 - TOOTH_SEAM * 0.25, rtol=1e-6)  # its blur
+    np.testing.assert_array_equal(row[[0, 1, 2, 3, 7, 8, 9, 10, 11]], 1.0)
+    # equal depths: a seam on both edge columns (each tooth is the other's neighbour)
+    both = np.asarray(tooth_seams(jnp.asarray(tooth), jnp.ones((h, w), jnp.float32)))[4]
+    np.testing.assert_allclose(both[[5, 6]], 1 - TOOTH_SEAM * 0.75, rtol=1e-6)
+    # upper and lower rows meet along a horizontal seam, on the lower (farther) row
+    rows = np.zeros((h, w), np.float32)
+    rows[:4, 2:10], rows[4:, 2:10] = 1.0, 17.0
+    d = np.where(rows == 17.0, 1.0, 0.5).astype(np.float32)
+    col = np.asarray(tooth_seams(jnp.asarray(rows), jnp.asarray(d)))[:, 5]
+    np.testing.assert_allclose(col[4], 1 - TOOTH_SEAM * 0.5, rtol=1e-6)
+    assert col[0] == 1.0 and col[8] == 1.0
+
+
+def test_the_ict_model_has_its_32_teeth(ict_model):
+    """RenderMesh.tooth numbers the teeth region's pieces: 32 teeth, 16 above, 16 below."""
+    from vafx._render._face import render_mesh
+
+    mesh = render_mesh(ict_model)
+    tooth = np.asarray(mesh.tooth).astype(int)
+    assert tooth.max() == 32 and set(np.unique(tooth)) == set(range(33))
+    assert (tooth > 0).sum() == (np.asarray(mesh.kind) == TEETH).sum()
+    # each tooth lies on one side of the lips' gap: its vertices are all above or all below
+    y = np.asarray(ict_model.mean)[:, 1]
+    centres = np.array([y[tooth == k].mean() for k in range(1, 33)])
+    gap = (centres.max() + centres.min()) / 2
+    assert (centres > gap).sum() == 16

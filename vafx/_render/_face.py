@@ -41,6 +41,7 @@ from ._interior import (
     mouth_polygon_mask,
     photo_teeth_colour,
     soften,
+    tooth_seams,
 )
 from ._shading import RATIO_RANGE, _weighted_median, estimate_lighting, shading_ratio
 from ._warp import detail_layers, extend_motion, feather, pixel_noise, sample_photo
@@ -110,6 +111,8 @@ class RenderMesh(NamedTuple):
         skin: bool[V], vertices of the face region (what the lighting is fitted to).
         kind: int32[V], each vertex's kind of interior (:mod:`vafx._render._interior`:
             0 none, 1 teeth, 2 gums and tongue, 3 mouth socket).
+        tooth: float32[V], each tooth's number (1, 2, ...: the teeth region's
+            connected pieces, 32 on the ICT model), 0 off the teeth.
     """
 
     faces: jax.Array
@@ -120,6 +123,7 @@ class RenderMesh(NamedTuple):
     inner: jax.Array
     skin: jax.Array
     kind: jax.Array
+    tooth: jax.Array
 
 
 _MESHES: dict = {}  # id(model) -> (model, RenderMesh); the model kept so the id stays its own
@@ -130,6 +134,24 @@ def _edges(faces: np.ndarray, n: int) -> np.ndarray:
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
     key = np.unique(np.concatenate([e[:, 1] * n + e[:, 0], e[:, 0] * n + e[:, 1]]))
     return np.stack([key % n, key // n]).astype(np.int32)
+
+
+def _pieces(faces: np.ndarray, n: int) -> np.ndarray:
+    """int64[n]: each vertex's connected piece of ``faces`` numbered 1, 2, ... (0: in none).
+
+    Numbered in order of each piece's lowest vertex index (the same numbers every time).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]]).astype(np.int64)
+    graph = coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    used = np.zeros(n, bool)
+    used[faces.ravel()] = True
+    out = np.zeros(n, np.int64)
+    out[used] = np.unique(label[used], return_inverse=True)[1] + 1
+    return out
 
 
 def render_mesh(model: MorphableModel) -> RenderMesh:
@@ -160,6 +182,9 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
     skin = np.zeros(n, bool)
     if "face" in model.regions:
         skin[region_faces(model, "face").ravel()] = True
+    tooth = np.zeros(n, np.float32)
+    if "teeth" in model.regions:
+        tooth = _pieces(region_faces(model, "teeth"), n).astype(np.float32)
     mesh = RenderMesh(
         jax.device_put(f),
         jax.device_put(np.concatenate(tags)),
@@ -169,6 +194,7 @@ def render_mesh(model: MorphableModel) -> RenderMesh:
         jax.device_put(inner.astype(np.int32)),
         jax.device_put(skin),
         jax.device_put(kind),
+        jax.device_put(tooth),
     )
     if len(_MESHES) > 8:
         _MESHES.clear()
@@ -369,7 +395,9 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
         mcol = interior_colours(mesh.kind, normals1, p1[:, 2], mesh.inner, span,
                                 view, canvas.lighting, canvas.front, canvas.teeth)  # fmt: skip
         mouth_img, alpha = soften(interpolate(mcol, f, fr1), mouth)
-        mouth_img = mouth_img * lip_shadow(inner)[..., None]
+        tooth = interpolate(mesh.tooth[:, None], f, fr1)[..., 0]  # exact: one number a tooth
+        seams = tooth_seams(jnp.where(region == _TEETH_TAG, tooth, 0.0), fr1.depth)
+        mouth_img = mouth_img * (lip_shadow(inner) * seams)[..., None]
 
     moved = jnp.any(disp != 0.0, axis=-1)
     # what did not move is the photo itself (bit for bit, not smooth + detail)

@@ -32,7 +32,14 @@ import jax.numpy as jnp
 from ._shading import sh_basis
 from ._warp import _blur_axis, gaussian_blur
 
-__all__ = ["interior_colours", "lip_shadow", "mouth_polygon_mask", "photo_teeth_colour", "soften"]
+__all__ = [
+    "interior_colours",
+    "lip_shadow",
+    "mouth_polygon_mask",
+    "photo_teeth_colour",
+    "soften",
+    "tooth_seams",
+]
 
 #: Rec. 601 luma weights.
 LUMA = (0.299, 0.587, 0.114)
@@ -52,6 +59,8 @@ LIP_SHADOW_SIGMA = 2.0
 #: ... and the darkest it makes the interior (where a fifth or less of the
 #: neighbourhood is opening: the mouth's corners).
 LIP_SHADOW_FLOOR = 0.35
+#: How much the seam between two teeth darkens them (:func:`tooth_seams`).
+TOOTH_SEAM = 0.3
 #: Fewest pixels of the photo's mouth outline that count as showing teeth.
 MIN_TEETH_PIXELS = 12
 
@@ -228,3 +237,29 @@ def soften(colour: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     alpha = _blur_axis(_blur_axis(m, taps, 0), taps, 1)
     acc = _blur_axis(_blur_axis(colour * m[..., None], taps, 0), taps, 1)
     return acc / jnp.maximum(alpha, 1e-6)[..., None], alpha
+
+
+def tooth_seams(tooth: jax.Array, depth: jax.Array) -> jax.Array:
+    """float[H, W] in [1 - TOOTH_SEAM, 1]: the darkening where one tooth meets another.
+
+    ``tooth`` float[H, W] is the number of the tooth each pixel shows (see
+    :class:`vafx._render._face.RenderMesh` ``tooth``; 0 off the teeth) and
+    ``depth`` float[H, W] its depth (smaller is nearer). A pixel whose
+    4-neighbour shows another tooth in front of it lies in a seam: between
+    neighbouring teeth (the embrasure, where the light falls off into the gap
+    behind the nearer tooth) and between the upper and the lower row. The seams
+    are blurred with a [1, 2, 1] / 4 kernel each way, so that they read as soft
+    grooves, not drawn lines. Without them a row of synthesized teeth, whose
+    fronts face the camera alike, reads as one white slab.
+    """
+    t = jnp.round(tooth)
+    tp, dp = jnp.pad(t, 1), jnp.pad(depth, 1)
+    h, w = t.shape
+    edge = jnp.zeros(t.shape, bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        n, nd = tp[dy : dy + h, dx : dx + w], dp[dy : dy + h, dx : dx + w]
+        edge = edge | ((n > 0) & (n != t) & (nd <= depth))
+    edge = edge & (t > 0)
+    taps = jnp.asarray([0.25, 0.5, 0.25], tooth.dtype)
+    soft = _blur_axis(_blur_axis(edge.astype(tooth.dtype), taps, 0), taps, 1)
+    return 1.0 - TOOTH_SEAM * soft
