@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -339,6 +340,32 @@ def test_cli_evaluate_synthesis(ict_dir, ict_model, astro, means, tmp_path):
     assert len(rows) == 3 and "identity" in rows[0] and "motion_err_mouth" in rows[0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["images"] == 2 and summary["identity_max"] < 0.6
+    # an affect judge the user supplies (here a stand-in the test writes): each output's
+    # face and its photo's, cut around the photo's landmarks, and the agreement reported
+    from test_affect_judge import STAND_IN
+
+    from vafx._evaluate._affect_judge import face_crop
+
+    (tmp_path / "stand_in.py").write_text(STAND_IN)
+    r = subprocess.run([sys.executable, "-m", "vafx", "evaluate", "synthesis", "out",
+                        "--judge", "stand_in.py:judge", "-o", "judged"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "valence change vs target r" in r.stdout and "arousal change" in r.stdout
+    with open(tmp_path / "judged" / "judges.csv") as f:
+        judged = {Path(row["image"]).name: row for row in __import__("csv").DictReader(f)}
+    lm = vafx.detect_landmarks(img)
+    for j in range(2):
+        face = face_crop(res.images[0, j], lm, 32).astype(float) / 255
+        want = 2 * face[..., :2].mean((0, 1)) - 1
+        got = [float(judged[f"o{j}.png"][k]) for k in ("judged_valence", "judged_arousal")]
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    summary = json.loads((tmp_path / "judged" / "summary.json").read_text())
+    assert summary["judge"]["n"] == 2 and summary["judge"]["name"] == "stand_in.py:judge"
+    r = subprocess.run([sys.executable, "-m", "vafx", "evaluate", "synthesis", "out",
+                        "--judge", "stand_in.py:broken", "-o", "judged"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "float[3, 2]" in r.stderr
     r = subprocess.run([sys.executable, "-m", "vafx", "evaluate", "synthesis", "nothing"],
                        capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
     assert r.returncode != 0 and "Traceback" not in r.stderr

@@ -35,11 +35,37 @@ def _cmd_evaluate_va(args) -> int:
 def _cmd_evaluate_synthesis(args) -> int:
     from .._evaluate._judges import evaluate_synthesis
 
+    judge = None
+    if args.judge:
+        import json
+
+        from .._errors import DataFileError
+        from .._evaluate._affect_judge import load_judge
+
+        places = None
+        if args.judge_classes:
+            try:
+                places = {k: tuple(map(float, v)) for k, v in
+                          json.loads(args.judge_classes.read_text()).items()}  # fmt: skip
+            except (OSError, ValueError, TypeError, AttributeError) as e:
+                raise DataFileError(
+                    args.judge_classes, f'expected {{"class": [valence, arousal], ...}}: {e}'
+                ) from e
+        judge = load_judge(args.judge, places=places)
     s = evaluate_synthesis(args.folder, photos=args.photos, out=args.output,
-                           progress=_Progress("images"))  # fmt: skip
+                           progress=_Progress("images"), judge=judge)  # fmt: skip
     out = args.output or args.folder
     print(f"{s['images']} images judged; identity distance max {s['identity_max']:.3f}, "
           f"mean {s['identity_mean']:.3f}; {len(s['failed'])} flagged")  # fmt: skip
+    if "judge" in s:
+        j = s["judge"]
+        for dim in ("valence", "arousal"):
+            print(f"judge {j['name']}: {dim} change vs target r {j[dim]['r']:.2f}, "
+                  f"slope {j[dim]['slope']:.2f}; CCC {j[dim]['ccc']:.2f} (n {j['n']})")  # fmt: skip
+        if "categories" in j:
+            c = j["categories"]
+            print(f"judge {j['name']}: target category top class on {c['outputs']:.0%} of "
+                  f"{c['n']} outputs (their photos: {c['photos']:.0%})")  # fmt: skip
     for f in s["failed"][:20]:
         print(f"  {f['image']}: {f['why']}")
     print(f"wrote {out / 'judges.csv'}, {out / 'summary.json'}, {out / 'judges.png'}")
@@ -118,4 +144,17 @@ def add_commands(sub) -> None:
     p.add_argument("folder", type=Path)
     p.add_argument("--photos", type=Path, help="folder of the source photos (default: sidecars')")
     p.add_argument("-o", "--output", type=Path, help="where to write (default: FOLDER)")
+    p.add_argument(
+        "--judge",
+        help="an affect judge you supply: FILE.onnx (described by FILE.onnx.json; needs "
+        "onnxruntime), FILE.py:NAME or package.module:NAME (a callable taking uint8[N, S, S, 3] "
+        "face crops, returning float[N, 2] V-A or {class: probabilities}); see "
+        "docs/evaluation.md",
+    )
+    p.add_argument(
+        "--judge-classes",
+        type=Path,
+        help='JSON {"class": [valence, arousal], ...}: where a categorical judge\'s classes '
+        "lie (default: the basic emotions where vafx's gallery places them)",
+    )
     p.set_defaults(func=_cmd_evaluate_synthesis)

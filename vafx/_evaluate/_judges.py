@@ -34,6 +34,7 @@ import numpy as np
 
 from .._errors import DataFileError
 from .._io._atomic import atomic_path, atomic_write_text
+from ._affect_judge import face_crop
 
 __all__ = ["affect_cues", "evaluate_synthesis", "halo_measure", "skin_fidelity"]
 
@@ -217,6 +218,7 @@ def evaluate_synthesis(
     photos: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     progress=None,
+    judge=None,
 ) -> dict:
     """Judge every synthesized image of a folder against its source photo.
 
@@ -227,6 +229,11 @@ def evaluate_synthesis(
         out: where to write ``judges.csv``, ``summary.json`` and ``judges.png``
             (default: ``folder``).
         progress: called with (images done, images).
+        judge: an affect judge (:func:`vafx._evaluate._affect_judge.load_judge`, or
+            its spec): each output's and each source photo's face is judged, the
+            rows get the judged V-A (and top class), and the summary the
+            agreement with the targets (:func:`~vafx._evaluate._affect_judge.judge_report`)
+            and, for category targets, the share judged as the target's category.
 
     Returns:
         The summary: counts, the worst and mean identity distance, the images
@@ -240,6 +247,11 @@ def evaluate_synthesis(
     paths = _sidecars(folder)
     if not paths:
         raise DataFileError(folder, "no synthesized images with vafx sidecars found")
+    if judge is not None and not callable(judge):
+        from ._affect_judge import load_judge
+
+        judge = load_judge(judge)
+    crops: list = []  # (row index or photo path, face crop) for the judge
     cache: dict = {}
     rows = []
     for i, sp in enumerate(paths):
@@ -249,11 +261,18 @@ def evaluate_synthesis(
             src = _read(src_path)
             lm = detect_landmarks(src, name=str(src_path))
             cache[src_path] = (lm, face_descriptor(src, name=str(src_path)))
+            if judge is not None:
+                crops.append((src_path, face_crop(src, lm, judge.face_size)))
         src_lm, src_desc = cache[src_path]
         img_path = _image_of(side, sp)
         img = _read(img_path)
         row = dict(image=str(img_path), photo=str(src_path),
                    valence=side["target_va"][0], arousal=side["target_va"][1])  # fmt: skip
+        emotion = (side.get("target") or {}).get("emotion")
+        if emotion:
+            row["emotion"] = emotion
+        if judge is not None:
+            crops.append((len(rows), face_crop(img, src_lm, judge.face_size)))
         try:
             lm = detect_landmarks(img, name=str(img_path))
             row["identity"] = float(np.linalg.norm(face_descriptor(img) - src_desc))
@@ -291,6 +310,8 @@ def evaluate_synthesis(
         if progress:
             progress(i + 1, len(paths))
     summary = _summary(rows)
+    if judge is not None:
+        summary["judge"] = _judge_rows(judge, rows, crops)
     out.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
@@ -301,6 +322,50 @@ def evaluate_synthesis(
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     _figure(rows, out / "judges.png")
     return summary
+
+
+def _judge_rows(judge, rows: list[dict], crops: list) -> dict:
+    """Run the judge over the crops (64 at a time), fill the rows, return its report."""
+    from ._affect_judge import class_name, judge_report
+
+    va, classes = [], []
+    for i in range(0, len(crops), 64):
+        v, probs = judge(np.stack([c for _, c in crops[i : i + 64]]))
+        va.append(v)
+        if probs is not None:
+            names = list(probs)
+            top = np.argmax(np.stack([probs[n] for n in names], -1), -1)
+            classes += [class_name(names[k]) for k in top]
+    va = np.concatenate(va)
+    by_key = {key: k for k, (key, _) in enumerate(crops)}
+    for i, row in enumerate(rows):
+        k, p = by_key[i], by_key[Path(row["photo"])]
+        row["judged_valence"], row["judged_arousal"] = (float(x) for x in va[k])
+        row["photo_judged_valence"], row["photo_judged_arousal"] = (float(x) for x in va[p])
+        if classes:
+            row["judged_class"], row["photo_judged_class"] = classes[k], classes[p]
+    get = lambda *keys: np.array([[r[k] for k in keys] for r in rows], np.float64)  # noqa: E731
+    report = judge_report(
+        get("valence", "arousal"),
+        get("judged_valence", "judged_arousal"),
+        get("photo_judged_valence", "photo_judged_arousal"),
+    )
+    report["name"] = judge.name
+    cat = [r for r in rows if "emotion" in r and classes]
+    if cat:
+        # the share of outputs the judge puts in their target's category, against the
+        # share of their source photos it already puts there
+        hit = [r["judged_class"] == class_name(r["emotion"]) for r in cat]
+        was = [r["photo_judged_class"] == class_name(r["emotion"]) for r in cat]
+        per = {}
+        for r, h, w in zip(cat, hit, was):
+            e = per.setdefault(class_name(r["emotion"]), dict(n=0, outputs=0, photos=0))
+            e["n"] += 1
+            e["outputs"] += int(h)
+            e["photos"] += int(w)
+        report["categories"] = dict(n=len(cat), outputs=float(np.mean(hit)),
+                                    photos=float(np.mean(was)), per_category=per)  # fmt: skip
+    return report
 
 
 def _num(x) -> float:
