@@ -8,7 +8,7 @@ import pytest
 
 import vafx
 from vafx._render._face import FILLED, MOUTH, PHOTO, render_face
-from vafx._render._interior import LUMA, mouth_polygon_mask, photo_teeth_colour
+from vafx._render._interior import LUMA, lip_shadow, mouth_polygon_mask, photo_teeth_colour
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,12 @@ def test_open_mouth_shows_a_shaded_interior_and_stays_plausible(ict_model, astro
                                   jnp.zeros(3))  # fmt: skip
     luma = own.image @ np.asarray(LUMA, np.float32)
     assert np.percentile(luma[own.source == MOUTH], 90) > 0.72 * float(np.asarray(teeth) @ LUMA)
+    # in the lips' shadow the hue moves toward the corridor's warm one, not a darkened tooth
+    # grey (a bluish band beside the lips): red over blue 1.5-1.6 where the shadow is 0.6 to
+    # 0.95 (1.26 with the teeth only darkened)
+    shadow = np.asarray(lip_shadow(jnp.asarray(own.source == MOUTH)))
+    px = own.image[(own.source == MOUTH) & (shadow >= 0.6) & (shadow < 0.95)]
+    assert len(px) > 50 and px[:, 0].mean() / px[:, 2].mean() > 1.4
     # the same fit, with no inner-lip outline: nothing is known to show teeth, and the teeth
     # the fitted lips covered are synthesized (only the interior the fit itself shows is
     # the photo's)

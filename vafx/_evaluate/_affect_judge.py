@@ -22,8 +22,8 @@ emotions where vafx's gallery places them, read from Russell 1980 and Scherer
 2005; neutral at the origin). Pass your own places for other class sets.
 
 Faces are cut the same way from a synthesized image and from its source photo:
-a square around the source photo's 68 landmarks (centred on their bounding box,
-side 1.3 times its larger side, the brows raised by a fifth of it for the
+a square around the source photo's 68 landmarks (side 1.3 times the larger side
+of their bounding box, centred on the box raised by a tenth of that side, for the
 forehead), so that the two crops differ only by what synthesis changed.
 :func:`judge_report` then compares the judged change (output minus photo)
 with the target: per dimension Pearson's r, the least-squares slope of the

@@ -34,6 +34,7 @@ from ._warp import _blur_axis, gaussian_blur
 
 __all__ = [
     "interior_colours",
+    "corridor_colour",
     "lip_shadow",
     "mouth_polygon_mask",
     "photo_teeth_colour",
@@ -205,6 +206,16 @@ def interior_colours(
     teeth_l = jnp.max(jnp.where(is_teeth, col, 0.0), axis=0, keepdims=True)
     out = col * (diffuse * occlusion)[:, None] + jnp.where(is_teeth, spec[:, None] * teeth_l, 0.0)
     return jnp.where((kind != NONE)[:, None], out, 0.0)
+
+
+def corridor_colour(skin: jax.Array) -> jax.Array:
+    """float[3]: the colour the lips' shadow falls toward (the socket's, matched to the photo).
+
+    The cavity behind the side teeth (the buccal corridor) is dark and, under
+    white light, reddish brown: the cheeks' lining in shadow. Darkening the side
+    teeth alone keeps their hue, a grey band beside warm lips.
+    """
+    return _match(jnp.asarray(ALBEDO[SOCKET], skin.dtype), skin)
 
 
 def lip_shadow(opening: jax.Array) -> jax.Array:
