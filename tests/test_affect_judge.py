@@ -175,3 +175,40 @@ def test_rows_get_the_judged_va_and_the_category_shares():
     assert c["photos"] == pytest.approx(1 / 3)
     assert c["per_category"]["happiness"] == dict(n=2, outputs=2, photos=0)
     assert rep["name"] == "stand-in" and rep["n"] == 3
+
+
+def test_an_onnx_judge_is_run_as_its_description_says(tmp_path):
+    """A stand-in ONNX model the test builds (mean grey level m -> logits (m, -m)), run
+    by onnxruntime after vafx's preprocessing (grey, NCHW, scaled), softmaxed into classes."""
+    onnx = pytest.importorskip("onnx", reason="the ONNX judge test builds its model with onnx")
+    pytest.importorskip("onnxruntime", reason="ONNX judges run with onnxruntime (vafx[judge])")
+    import json
+
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0),
+        helper.make_node("Neg", ["m"], ["n"]),
+        helper.make_node("Concat", ["m", "n"], ["y"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "stand_in", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "judge.onnx")
+    (tmp_path / "judge.onnx.json").write_text(json.dumps(dict(
+        size=8, channels="grey", layout="nchw", scale=1 / 255, mean=[0.0], std=[0.5],
+        output=["happy", "sad"], softmax=True)))  # fmt: skip
+    j = load_judge(tmp_path / "judge.onnx")
+    assert j.face_size == 8
+    faces = np.zeros((2, 8, 8, 3), np.uint8)
+    faces[0] = (200, 100, 50)  # grey 200 * .299 + 100 * .587 + 50 * .114 = 124.2
+    va, probs = j(faces)
+    m = 124.2 / 255 / 0.5
+    want = np.exp(m) / (np.exp(m) + np.exp(-m))
+    np.testing.assert_allclose(probs["happy"], [want, 0.5], rtol=1e-5)
+    np.testing.assert_allclose(va[1], (np.array(CLASS_VA["happiness"]) + CLASS_VA["sadness"]) / 2)
+    (tmp_path / "judge.onnx.json").write_text(json.dumps(dict(size=8, channels="cmyk")))
+    with pytest.raises(vafx.VafxError, match="channels: rgb, bgr or grey"):
+        load_judge(tmp_path / "judge.onnx")
