@@ -79,3 +79,28 @@ def test_in_memory_means_equal_the_stored_gallery(tiny_model, tmp_path):
     np.testing.assert_array_equal(mem.labels, stored.labels)
     np.testing.assert_allclose(mem.means, stored.means, rtol=1e-5, atol=1e-6)
     assert acc.num_frames == stored.counts.sum()
+
+
+def test_bin_means_at_their_frames_magnitude(tiny_model, tmp_path):
+    """fit_bins(magnitude=g): each bin's mean scaled by mean_i |d_i| / |mean d|, at most g,
+    written from the frames here; the same in memory (the default build) as stored."""
+    cfg = vafx.SynthConfig(subjects=3, frames=5, region=None)
+    g = vafx.synthesize_gallery(tmp_path / "g", tiny_model, cfg)
+    plain = vafx.fit_bins(g, splocs=False)
+    big = vafx.fit_bins(g, splocs=False, magnitude=1.5)
+    scaled = 0
+    for b in np.nonzero(g.counts() > 0)[0]:
+        d = g.bin_deltas(int(b)).astype(np.float64)
+        mean = d.mean(0)
+        want = min(max(np.linalg.norm(d.reshape(len(d), -1), axis=1).mean()
+                       / np.linalg.norm(mean), 1.0), 1.5)  # fmt: skip
+        np.testing.assert_allclose(big.means[b], want * plain.means[b], rtol=1e-5, atol=1e-6)
+        scaled += want > 1.01
+    assert scaled >= 3  # bins that mix expressions grow
+    np.testing.assert_array_equal(big.labels, plain.labels)
+    assert big.meta["magnitude"] == 1.5 and plain.meta["magnitude"] is None
+    acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg, writer=_defaults._BinMeans)
+    mem = vafx.fit_bins(acc, splocs=False, magnitude=1.5)
+    np.testing.assert_allclose(mem.means, big.means, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="magnitude: None or a factor >= 1"):
+        vafx.fit_bins(g, splocs=False, magnitude=0.5)

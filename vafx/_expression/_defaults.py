@@ -41,6 +41,9 @@ log = logging.getLogger("vafx")
 
 #: SPLOCS settings of the default blendshape models: ``vafx bins fit``'s defaults.
 MIN_FRAMES = 10
+#: The default bins' expression: each bin's mean at its frames' typical size, scaled up by
+#: at most this factor (:func:`vafx.fit_bins` ``magnitude``; issue 38).
+MAGNITUDE = 2.0
 
 
 def _region(model) -> str | None:
@@ -60,6 +63,7 @@ def _settings(model, splocs: bool) -> dict:
         gallery=dataclasses.asdict(gallery),
         splocs=SplocsParams()._asdict() if splocs else None,
         min_frames=MIN_FRAMES,
+        magnitude=MAGNITUDE,
         vafx=__version__,
     )
 
@@ -123,6 +127,7 @@ class _BinMeans:
         self.manifest = dict(fingerprint=fingerprint)
         n = template.num_vertices
         self._sums = np.zeros((self.grid.num_bins, n, 3), np.float64)
+        self._norms = np.zeros(self.grid.num_bins, np.float64)
         self._counts = np.zeros(self.grid.num_bins, np.int64)
         self._va: list[np.ndarray] = []
         self.num_frames = self.num_sequences = 0
@@ -143,6 +148,8 @@ class _BinMeans:
         bins = np.asarray(self.grid.bin_index(va)).reshape(-1)
         for b in np.unique(bins):
             self._sums[b] += deltas[bins == b].sum(axis=0, dtype=np.float64)
+            rows = deltas[bins == b].reshape(int((bins == b).sum()), -1).astype(np.float64)
+            self._norms[b] += np.linalg.norm(rows, axis=1).sum()
         self._counts += np.bincount(bins, minlength=self.grid.num_bins)
         self._va.append(va)
         self.num_frames += len(frames)
@@ -157,6 +164,10 @@ class _BinMeans:
     def bin_deltas(self, b: int) -> np.ndarray:
         """Bin ``b``'s mean as float32[1, n, 3]: all that ``fit_bins(splocs=False)`` takes of it."""
         return (self._sums[b] / max(self._counts[b], 1)).astype(np.float32)[None]
+
+    def bin_mean_norm(self, b: int) -> float:
+        """The mean size (Euclidean norm) of bin ``b``'s frames' deltas (``fit_bins`` magnitude)."""
+        return float(self._norms[b] / max(self._counts[b], 1))
 
 
 def _log(msg: str) -> None:
@@ -217,7 +228,7 @@ def default_bin_models(
                 g = synthesize_gallery(gallery_dir, model, cfg, progress=progress,
                                        writer=_BinMeans)  # fmt: skip
             say(f"{g.num_frames} frames in {g.num_sequences} sequences; fitting the bins")
-            models = fit_bins(g, min_frames=MIN_FRAMES, splocs=splocs,
+            models = fit_bins(g, min_frames=MIN_FRAMES, splocs=splocs, magnitude=MAGNITUDE,
                               progress=progress if splocs else None)  # fmt: skip
             models.meta["gallery"] = f"default synthetic gallery of {model.name} (not kept)"
             models.meta["default"] = _settings(model, splocs)

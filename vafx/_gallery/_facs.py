@@ -132,15 +132,17 @@ COMPOUND: tuple[Prototype, ...] = (
     Prototype("awed", {1: 1.0, 2: 1.0, 5: 1.0, 25: 1.0}, (0.45, 0.75), _DU),
 )
 
+# (strengthened 2026-12-04, issue 38: at the first intensities the low-arousal bins' frames
+# moved the face 10-12 units against 40-60 for a smile, and no judge told them from neutral)
 _OWN = "vafx (low-arousal cues; not FACS-coded in the sources)"
 LOW_AROUSAL: tuple[Prototype, ...] = (
-    Prototype("relaxed", {12: 0.25, 43: 0.25}, (0.60, -0.60), _OWN),
-    Prototype("content", {6: 0.2, 12: 0.45, 43: 0.15}, (0.75, -0.35), _OWN),
-    Prototype("calm", {43: 0.3, 25: 0.1}, (0.35, -0.70), _OWN),
-    Prototype("bored", {43: 0.4, 15: 0.25, 26: 0.1}, (-0.35, -0.70), _OWN),
-    Prototype("tired", {43: 0.55, 1: 0.2, 26: 0.15}, (-0.10, -0.85), _OWN),
-    Prototype("sleepy", {43: 0.75, 26: 0.25}, (0.00, -0.95), _OWN),
-    Prototype("depressed", {1: 0.6, 4: 0.3, 15: 0.6, 43: 0.35}, (-0.80, -0.50), _OWN),
+    Prototype("relaxed", {12: 0.4, 43: 0.45}, (0.60, -0.60), _OWN),
+    Prototype("content", {6: 0.3, 12: 0.6, 43: 0.35}, (0.75, -0.35), _OWN),
+    Prototype("calm", {43: 0.5, 25: 0.1}, (0.35, -0.70), _OWN),
+    Prototype("bored", {43: 0.6, 15: 0.5, 17: 0.3, 26: 0.1}, (-0.35, -0.70), _OWN),
+    Prototype("tired", {43: 0.7, 1: 0.4, 15: 0.3, 26: 0.2}, (-0.10, -0.85), _OWN),
+    Prototype("sleepy", {43: 0.9, 26: 0.3}, (0.00, -0.95), _OWN),
+    Prototype("depressed", {1: 1.0, 4: 0.4, 15: 1.0, 17: 0.5, 43: 0.45}, (-0.80, -0.50), _OWN),
 )
 
 _RUSSELL = "Russell (1980) circumplex angle, radius 0.9; AUs composed by vafx from EMFACS"
@@ -166,9 +168,9 @@ AFFECT_WORDS: tuple[Prototype, ...] = (
     _russell("annoyed", 123, {4: 0.7, 7: 0.5, 15: 0.3, 24: 0.6}),
     _russell("distressed", 138, {1: 0.8, 4: 0.8, 15: 0.7, 17: 0.4, 20: 0.5}),
     _russell("miserable", 189, {1: 0.8, 4: 0.6, 15: 1.0, 17: 0.6, 43: 0.2}),
-    _russell("gloomy", 209, {1: 0.5, 4: 0.4, 15: 0.6, 43: 0.35}),
-    _russell("droopy", 256, {15: 0.3, 26: 0.15, 43: 0.6}),
-    _russell("serene", 329, {12: 0.35, 43: 0.3}),
+    _russell("gloomy", 209, {1: 0.8, 4: 0.5, 15: 0.9, 17: 0.4, 43: 0.45}),
+    _russell("droopy", 256, {15: 0.5, 26: 0.2, 43: 0.8}),
+    _russell("serene", 329, {12: 0.5, 43: 0.45}),
     _russell("satisfied", 319, {6: 0.4, 12: 0.7, 43: 0.1}),
 )
 

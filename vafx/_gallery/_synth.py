@@ -40,7 +40,7 @@ from ._store import Gallery, GalleryWriter, SequenceData
 
 #: Version of the generator's rules; part of a gallery's fingerprint, so a resume
 #: never mixes sequences from two versions.
-GENERATOR = 2
+GENERATOR = 3
 
 
 @dataclasses.dataclass(frozen=True)
