@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import DataFileError
+from .._gallery._facs import _BASIC_VA
 
 __all__ = [
     "CLASS_VA",
@@ -60,21 +61,12 @@ FACE_SIZE = 224
 #: Where each class of a categorical judge lies in the V-A plane: the basic emotions
 #: at the places vafx's gallery gives them (:mod:`vafx._gallery._facs`), neutral at 0.
 #: Keys are lower case; :data:`CLASS_ALIASES` maps other spellings to them.
-CLASS_VA: dict[str, tuple[float, float]] = {
-    "happiness": (0.85, 0.35),
-    "surprise": (0.20, 0.85),
-    "fear": (-0.60, 0.75),
-    "anger": (-0.55, 0.70),
-    "disgust": (-0.70, 0.35),
-    "sadness": (-0.75, -0.35),
-    "contempt": (-0.55, 0.15),
-    "neutral": (0.0, 0.0),
-}
+CLASS_VA: dict[str, tuple[float, float]] = {**_BASIC_VA, "neutral": (0.0, 0.0)}
 #: Other names of the classes (FER2013's, AffectNet's, adjectives).
 CLASS_ALIASES = {
     "happy": "happiness", "joy": "happiness", "surprised": "surprise", "afraid": "fear",
     "fearful": "fear", "angry": "anger", "disgusted": "disgust", "sad": "sadness",
-    "contemptuous": "contempt", "calm": "neutral",
+    "contemptuous": "contempt",
 }  # fmt: skip
 
 
