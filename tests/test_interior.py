@@ -10,10 +10,13 @@ from hypothesis import strategies as st
 from vafx._render._interior import (
     GUMS,
     LIP_SHADOW_FLOOR,
+    LUMA,
     NONE,
+    REF_SKIN,
     SOCKET,
     TEETH,
     TOOTH_SEAM,
+    corridor_tint,
     interior_colours,
     lip_shadow,
     mouth_polygon_mask,
@@ -172,3 +175,16 @@ def test_the_ict_model_has_its_32_teeth(ict_model):
     centres = np.array([y[tooth == k].mean() for k in range(1, 33)])
     gap = (centres.max() + centres.min()) / 2
     assert (centres > gap).sum() == 16
+
+
+def test_corridor_tint_warms_the_lips_shadow_at_the_same_luma():
+    """In the deepest shadow a grey tooth takes the socket's warm hue at its own luma; where
+    there is no shadow, or on a greyscale photo, nothing changes."""
+    grey = jnp.full((2, 3, 3), 0.5, jnp.float32)
+    shadow = jnp.asarray([[LIP_SHADOW_FLOOR] * 3, [1.0] * 3], jnp.float32)
+    out = np.asarray(corridor_tint(grey, shadow, jnp.asarray(REF_SKIN, jnp.float32)))
+    np.testing.assert_allclose(out @ np.asarray(LUMA), 0.5, rtol=1e-5)  # luma kept
+    assert out[0, 0, 0] > 1.5 * out[0, 0, 2]  # warm in the shadow
+    np.testing.assert_allclose(out[1], 0.5, rtol=1e-6)  # untouched out of it
+    skin_grey = jnp.full(3, 0.6, jnp.float32)
+    np.testing.assert_allclose(np.asarray(corridor_tint(grey, shadow, skin_grey)), 0.5, rtol=1e-5)

@@ -97,7 +97,7 @@ def project_classes(
 
 
 def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
-    """uint8[size, size, 3]: the face square of :mod:`this module <vafx._evaluate._affect_judge>`.
+    """uint8[size, size, 3]: the face square described in the module docstring.
 
     ``landmarks`` float[68, 2] (x, y) place the square (use the source photo's for
     both it and its outputs); outside the image is the image's edge repeated.

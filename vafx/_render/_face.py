@@ -33,11 +33,10 @@ from .._model._morphable import MorphableModel, model_shape, region_faces
 from ..kernels.raster import RasterPlan, interpolate, raster_plan, rasterize, sample_bilinear
 from ._interior import (
     GUMS,
-    LIP_SHADOW_FLOOR,
     LUMA,
     SOCKET,
     TEETH,
-    corridor_colour,
+    corridor_tint,
     interior_colours,
     lip_shadow,
     mouth_polygon_mask,
@@ -60,8 +59,6 @@ MOUTH_COLOURS = {
 PHOTO_REGIONS = ("face", "eyes")
 
 PHOTO, FILLED, MOUTH = 1, 2, 3
-#: How far the lips' deepest shadow moves the interior toward the corridor's colour.
-CORRIDOR_MIX = 1.0
 _TEETH_TAG = len(PHOTO_REGIONS) + list(MOUTH_COLOURS).index("teeth")  # RenderMesh.tag
 _KINDS = {"teeth": TEETH, "gums_tongue": GUMS, "mouth_socket": SOCKET}
 #: Ways to render the mouth interior the photo never showed: "shaded" (geometry
@@ -402,16 +399,7 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
         tooth = interpolate(mesh.tooth[:, None], f, fr1)[..., 0]  # exact: one number a tooth
         seams = tooth_seams(jnp.where(region == _TEETH_TAG, tooth, 0.0), fr1.depth)
         shadow = lip_shadow(inner)
-        mouth_img = mouth_img * (shadow * seams)[..., None]
-        # in the lips' shadow the hue moves toward the corridor's warm one, at the same
-        # luma (darkened teeth alone read as a grey band beside warm lips)
-        hue = corridor_colour(canvas.front)
-        luma = jnp.asarray(LUMA, photo.dtype)
-        tinted = (
-            hue[None, None, :] * ((mouth_img @ luma) / jnp.maximum(hue @ luma, 1e-3))[..., None]
-        )
-        toward = CORRIDOR_MIX * jnp.clip(2.0 * (1.0 - shadow) / (1.0 - LIP_SHADOW_FLOOR), 0, 1)
-        mouth_img = mouth_img + toward[..., None] * (tinted - mouth_img)
+        mouth_img = corridor_tint(mouth_img * (shadow * seams)[..., None], shadow, canvas.front)
 
     moved = jnp.any(disp != 0.0, axis=-1)
     # what did not move is the photo itself (bit for bit, not smooth + detail)

@@ -33,8 +33,8 @@ from ._shading import sh_basis
 from ._warp import _blur_axis, gaussian_blur
 
 __all__ = [
+    "corridor_tint",
     "interior_colours",
-    "corridor_colour",
     "lip_shadow",
     "mouth_polygon_mask",
     "photo_teeth_colour",
@@ -60,6 +60,9 @@ LIP_SHADOW_SIGMA = 2.0
 #: ... and the darkest it makes the interior (where a fifth or less of the
 #: neighbourhood is opening: the mouth's corners).
 LIP_SHADOW_FLOOR = 0.35
+#: How far the lips' deepest shadow moves the interior's hue toward the corridor's
+#: (:func:`corridor_tint`).
+CORRIDOR_MIX = 1.0
 #: How much the seam between two teeth darkens them (:func:`tooth_seams`).
 TOOTH_SEAM = 0.3
 #: Fewest pixels of the photo's mouth outline that count as showing teeth.
@@ -208,14 +211,23 @@ def interior_colours(
     return jnp.where((kind != NONE)[:, None], out, 0.0)
 
 
-def corridor_colour(skin: jax.Array) -> jax.Array:
-    """float[3]: the colour the lips' shadow falls toward (the socket's, matched to the photo).
+def corridor_tint(colour: jax.Array, shadow: jax.Array, skin: jax.Array) -> jax.Array:
+    """The interior's colours float[H, W, 3] with the hue of the lips' shadow.
 
     The cavity behind the side teeth (the buccal corridor) is dark and, under
-    white light, reddish brown: the cheeks' lining in shadow. Darkening the side
-    teeth alone keeps their hue, a grey band beside warm lips.
+    white light, reddish brown: the cheeks' lining in shadow. Darkened teeth
+    alone keep their hue, a bluish-grey band beside warm lips. Where the lips'
+    shadow ``shadow`` float[H, W] (:func:`lip_shadow`) falls, the colour moves
+    toward the socket's (:data:`ALBEDO`, matched to the photo's ``skin``
+    float[3]) at the pixel's own luma: by :data:`CORRIDOR_MIX` from a shadow
+    halfway to :data:`LIP_SHADOW_FLOOR` down, proportionally above. A greyscale
+    photo's socket is grey: nothing changes there.
     """
-    return _match(jnp.asarray(ALBEDO[SOCKET], skin.dtype), skin)
+    hue = _match(jnp.asarray(ALBEDO[SOCKET], colour.dtype), skin)
+    luma = jnp.asarray(LUMA, colour.dtype)
+    tinted = hue[None, None, :] * ((colour @ luma) / jnp.maximum(hue @ luma, 1e-3))[..., None]
+    toward = CORRIDOR_MIX * jnp.clip(2.0 * (1.0 - shadow) / (1.0 - LIP_SHADOW_FLOOR), 0.0, 1.0)
+    return colour + toward[..., None] * (tinted - colour)
 
 
 def lip_shadow(opening: jax.Array) -> jax.Array:
