@@ -189,6 +189,24 @@ def test_blend_leaves_unchanged_pixels_and_corrects_little(ict_model, astro, mea
         assert h["mean"] < 3 and h["blob"] < 0.01, h
         side = res.sidecars[0][j]["blend"]
         assert side["correction_mean"] == pytest.approx(h["mean"], abs=1e-3)
+        assert side["solve"]["converged"] and 0 < side["solve"]["iterations"] <= 50
+        assert side["solve"]["relative_residual"] <= 1e-3
+
+
+def test_a_blend_that_does_not_converge_is_reported(ict_model, astro, means, monkeypatch, caplog):
+    """A tolerance no 50 iterations reach: the sidecar says so and a warning names the photo."""
+    from vafx._pipeline import _synthesis
+
+    img, fit = astro
+    monkeypatch.setattr(_synthesis, "BLEND_RTOL", 1e-12)
+    with caplog.at_level("WARNING", logger="vafx"):
+        res = synthesize_batch(img[None], [(0.6, 0.6)], means, ict_model, fits=_batched(fit),
+                               names=["astro.png"])  # fmt: skip
+    solve = res.sidecars[0][0]["blend"]["solve"]
+    assert not solve["converged"] and 1 <= solve["iterations"] <= 50  # float32 stalls early
+    assert 1e-12 < solve["relative_residual"] < 1e-2
+    assert any("astro.png" in r.message and "did not converge" in r.message
+               for r in caplog.records)  # fmt: skip
 
 
 def test_halo_measure_finds_a_planted_blob():

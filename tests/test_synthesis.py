@@ -292,3 +292,48 @@ def test_cli_target_errors_are_one_line(tmp_path, capsys):
         assert main(["synthesize", str(tmp_path / "p.png"), *argv, "-o", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_same_bytes_with_an_empty_cache_a_grown_bucket_and_a_warm_cache(bins, ict_dir, tmp_path):
+    """`vafx synthesize` on one photo: what the caches held never changes the output.
+
+    Run 1: empty caches (programs traced and compiled). Run 2: every size bucket grown
+    (the Poisson crop and the raster plan, as after larger faces in other processes), so
+    other programs on larger padded arrays. Run 3: the caches as run 2 left them.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    from importlib import resources
+
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "astro.png", data.astronaut())
+    with resources.as_file(resources.files("vafx") / "data" / "astronaut.pts") as p:
+        vafx.write_pts(tmp_path / "astro.pts", vafx.read_pts(p))
+    vafx.save_bin_models(tmp_path / "bins.npz", bins)
+    env = {**os.environ, "VAFX_DATA": str(ict_dir.parent), "VAFX_CACHE": str(tmp_path / "c"),
+           "VAFX_JAX_CACHE": str(tmp_path / "jax"), "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+    def run(out):
+        cmd = [sys.executable, "-m", "vafx", "synthesize", "astro.png", "--bins", "bins.npz",
+               "--landmarks", "astro.pts", "--valence", "0.6", "--arousal", "0.5", "-o", out]  # fmt: skip
+        r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return (tmp_path / out).read_bytes()
+
+    empty = run("a.png")
+    sizes = tmp_path / "jax" / "vafx-programs" / "sizes.json"
+    table = json.loads(sizes.read_text())
+    assert any(k.startswith("synthesis:") for k in table) and any(
+        k.startswith("raster:") for k in table
+    )
+    grown = {k: [v + 32 if k.startswith("synthesis:") else 2 * v for v in vs]
+             for k, vs in table.items()}  # fmt: skip
+    sizes.write_text(json.dumps(grown))
+    assert run("b.png") == empty
+    assert json.loads(sizes.read_text()) == grown  # the grown buckets were the ones used
+    assert run("c.png") == empty

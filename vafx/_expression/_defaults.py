@@ -56,7 +56,9 @@ def _prototypes_digest() -> str:
 
     table = dict(
         au=sorted((au, sorted(shapes.items())) for au, shapes in _facs.AU_TO_ARKIT.items()),
-        prototypes=[(p.name, sorted((str(k), v) for k, v in p.aus.items()), p.va) for p in _facs.ALL],
+        prototypes=[
+            (p.name, sorted((str(k), v) for k, v in p.aus.items()), p.va) for p in _facs.ALL
+        ],
     )
     return hashlib.sha256(json.dumps(table).encode()).hexdigest()[:16]
 

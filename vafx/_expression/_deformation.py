@@ -15,6 +15,7 @@ import functools
 import numpy as np
 
 from .._errors import VafxError
+from .._io._derived import derived_arrays
 from .._model._morphable import MorphableModel
 from .._va_space import validate_va
 from ._bins import BinModels, bin_expression
@@ -53,13 +54,24 @@ def _check_topology(model: MorphableModel, models: BinModels) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _mouth_followers(key, mean_bytes, region_ids_bytes, mouth_ids_bytes):
-    from scipy.spatial import cKDTree
+    """(mouth ids, their nearest region vertex in the mean shape), kept in vafx's cache."""
+    from importlib.metadata import version
 
-    mean = np.frombuffer(mean_bytes, np.float32).reshape(-1, 3)
-    region = np.frombuffer(region_ids_bytes, np.int64)
-    mouth = np.frombuffer(mouth_ids_bytes, np.int64)
-    _, nearest = cKDTree(mean[region]).query(mean[mouth])
-    return mouth, region[nearest]
+    def compute():
+        from scipy.spatial import cKDTree  # 0.3 s to import: only when not in the cache
+
+        mean = np.frombuffer(mean_bytes, np.float32).reshape(-1, 3)
+        region = np.frombuffer(region_ids_bytes, np.int64)
+        mouth = np.frombuffer(mouth_ids_bytes, np.int64)
+        _, nearest = cKDTree(mean[region]).query(mean[mouth])
+        return dict(mouth=mouth, source=region[nearest])
+
+    # scipy's version in the key: its k-d tree picks among equally near vertices (the lips
+    # meet at rest), and another release might pick another
+    inputs = b"|".join([mean_bytes, region_ids_bytes, mouth_ids_bytes,
+                        version("scipy").encode(), b"1"])  # fmt: skip
+    got = derived_arrays("mouth-followers", inputs, compute)
+    return np.asarray(got["mouth"]), np.asarray(got["source"])
 
 
 def full_deformation(model: MorphableModel, models: BinModels, region_deformation) -> np.ndarray:

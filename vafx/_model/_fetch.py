@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +135,9 @@ def _read_sums(path: Path) -> dict[str, str]:
 
 
 def _download(url: str, target: Path, rel: str, expected: str | None, progress, timeout):
+    import urllib.error  # urllib.request: 0.05 s to import, only for a download
+    import urllib.request
+
     try:
         resp = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as e:

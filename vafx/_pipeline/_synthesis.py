@@ -42,6 +42,11 @@ __all__ = [
 
 log = logging.getLogger("vafx")
 
+#: Relative residual at which the Poisson blend stops (:func:`vafx.seamless_clone_batch`
+#: ``rtol``); a blend that ends above it is a warning naming the image, and the sidecar's
+#: ``blend.solve`` records it.
+BLEND_RTOL = 1e-3
+
 _WARNED: set = set()  # (bin models, bin) already named in a warning in this process
 
 #: How the target expression meets the photo's own: "replace" takes the fitted
@@ -178,8 +183,17 @@ def _points(p) -> list:
             for q in np.asarray(p, np.float64)]  # fmt: skip
 
 
+def blend_solve(info, n: int) -> dict:
+    """Image ``n`` of a :class:`vafx.BlendInfo` [N, C] as the sidecar's record (worst channel)."""
+    return dict(
+        converged=bool(np.all(info.converged[n])),
+        relative_residual=float(np.max(info.relative_residual[n])),
+        iterations=int(np.max(info.iterations[n])),
+    )
+
+
 def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo, skin, goal=None,
-             weights=None) -> dict:  # fmt: skip
+             weights=None, solve=None) -> dict:  # fmt: skip
     res = np.asarray(fit.residuals)
     has_va = bool(np.isfinite(va).all())
     side = dict(
@@ -206,6 +220,10 @@ def _sidecar(name, va, label, b, models, model, fit, config, removed, lms, halo,
             correction_mean=round(halo["mean"], 3),
             correction_blob=round(halo["blob"], 5),
             correction_max=halo["max"],
+            # the Poisson solve: converged, relative residual, CG iterations (null: none)
+            solve=None
+            if solve is None
+            else dict(solve, relative_residual=float(f"{solve['relative_residual']:.3g}")),
         ),
         skin=dict(
             brightness_change=_finite(skin["brightness"], 3),
@@ -443,11 +461,22 @@ def synthesize_batch(
     # solve over every pixel the render changed; the boundary is what it left alone
     masks = r.blend_mask.reshape(b * t, rh, rw)
     ok = masks.any(axis=(1, 2)) & ~masks.all(axis=(1, 2))
+    solves: list = [None] * (b * t)  # the blend's convergence per image (None: no blend)
     if ok.any():
         # faces of one crop size: one compiled solve across targets, photos and processes
         key = f"synthesis:{rh}x{rw}"
-        blended[ok], _ = seamless_clone_batch(flat[ok], under[ok], masks[ok], mode=config.blend,
-                                              size_key=key)  # fmt: skip
+        blended[ok], info = seamless_clone_batch(flat[ok], under[ok], masks[ok],
+                                                 mode=config.blend, rtol=BLEND_RTOL,
+                                                 size_key=key)  # fmt: skip
+        for n, i in enumerate(np.nonzero(ok)[0]):
+            solves[i] = blend_solve(info, n)
+            if not solves[i]["converged"]:
+                log.warning(
+                    "%s: the Poisson blend did not converge (relative residual %.2g after %d "
+                    "iterations, tolerance %g): the face's edge may show",
+                    names[i // t], solves[i]["relative_residual"], solves[i]["iterations"],
+                    BLEND_RTOL,
+                )  # fmt: skip
     cover = r.coverage.reshape(b * t, rh, rw)
     halos = [halo_measure(o, f, c) for o, f, c in zip(blended, flat, cover)]
     # the photo's own skin kept: over the face's photo-sampled pixels that moved little
@@ -477,7 +506,7 @@ def synthesize_batch(
         sidecars.append([
             _sidecar(names[i], va[j], labels[j], bins[j], models, model, fit_i, config, removed,
                      (lm0[i], lm1[i, j]), halos[i * t + j], skins[i * t + j], goals[j],
-                     weights[j])
+                     weights[j], solves[i * t + j])
             for j in range(t)
         ])  # fmt: skip
     return SynthesisBatch(out, labels, bins, fits, sidecars)

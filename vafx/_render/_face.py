@@ -141,17 +141,24 @@ def _pieces(faces: np.ndarray, n: int) -> np.ndarray:
     """int64[n]: each vertex's connected piece of ``faces`` numbered 1, 2, ... (0: in none).
 
     Numbered in order of each piece's lowest vertex index (the same numbers every time).
+    Each vertex takes the lowest index it is joined to, by label propagation with pointer
+    jumping (numpy only: scipy's csgraph costs a first image 0.2 s to import).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]]).astype(np.int64)
-    graph = coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
+    low = np.arange(n, dtype=np.int64)
+    while True:
+        m = np.minimum(low[e[:, 0]], low[e[:, 1]])
+        new = low.copy()
+        np.minimum.at(new, e[:, 0], m)
+        np.minimum.at(new, e[:, 1], m)
+        new = new[new]  # pointer jumping: a vertex takes its root's root
+        if np.array_equal(new, low):
+            break
+        low = new
     used = np.zeros(n, bool)
     used[faces.ravel()] = True
     out = np.zeros(n, np.int64)
-    out[used] = np.unique(label[used], return_inverse=True)[1] + 1
+    out[used] = np.unique(low[used], return_inverse=True)[1] + 1
     return out
 
 
