@@ -5,7 +5,11 @@ pixels ((0, 0) the centre of the top-left pixel, v down) and z the depth along
 the viewing direction (smaller is nearer). Pixel (y, x) samples the point
 (u, v) = (x, y).
 
-No triangle is ever missed, whatever its size. :func:`rasterize` scatters
+No triangle is missed, whatever its size, as long as the static plan holds the
+vertices drawn: :func:`raster_plan` counts what they need, and a plan made for other
+vertices may be too small, in which case the triangles beyond a capacity are left
+out; :func:`plan_overflow` counts them (callers check it: vafx's renderer refuses a
+plan that drops any). :func:`rasterize` scatters
 every triangle whose pixel bounding box fits in 16 x 16 (nearly all triangles
 of a face mesh) straight into the z-buffer, in groups of equal box size (a
 scatter-min of depths, then of ids among the nearest); larger triangles go
@@ -41,6 +45,7 @@ __all__ = [
     "RasterPlan",
     "SoftPlan",
     "interpolate",
+    "plan_overflow",
     "raster_plan",
     "rasterize",
     "rasterize_batch",
@@ -247,6 +252,27 @@ def raster_plan(verts, faces, height: int, width: int) -> RasterPlan:
     if large == 0:
         return RasterPlan(levels, 0, 0)
     return RasterPlan(levels, _pow2(large), tile_capacity(verts, faces, height, width, None))
+
+
+def plan_overflow(verts, faces, height: int, width: int, plan: RasterPlan) -> int:
+    """How many triangles :func:`rasterize` would leave out with ``plan`` (0: none).
+
+    For a batch (verts [B, V, 3]) the largest over the images. Counts, on the host,
+    the triangles of each scatter group beyond its capacity, those too large to scatter
+    beyond ``plan.large``, and the entries beyond ``plan.per_tile`` in the fullest tile
+    (a triangle left out of one tile's list misses that tile's pixels).
+    """
+    v = jnp.asarray(verts)
+    f = jnp.asarray(faces)
+    vs = v if v.ndim == 3 else v[None]
+    counts = np.asarray(_level_counts_batch(vs, f))  # [B, groups + 1]
+    caps = np.array([*plan.levels, plan.large])
+    over = np.maximum(counts - caps[None], 0).sum(axis=1)
+    if counts[:, -1].max() > 0:
+        tile = tile_size(height, width)
+        per_tile = np.asarray(_max_per_tile_batch(vs, f, height, width, tile, 0.0, True))
+        over = over + np.maximum(per_tile - plan.per_tile, 0)
+    return int(over.max())
 
 
 def tile_capacity(verts, faces, height: int, width: int, margin: float | None = None) -> int:

@@ -417,3 +417,21 @@ def test_outputs_of_every_target_kind_are_evaluated(ict_model, astro, means, tmp
     np.testing.assert_allclose([float(sad["valence"]), float(sad["arousal"])], want, atol=1e-6)
     au = rows["o1.png"]
     assert np.isnan(float(au["valence"])) and float(au["identity"]) < 0.6
+
+
+def test_a_raster_plan_that_drops_triangles_is_an_error_naming_the_photo(
+    ict_model, astro, means, monkeypatch
+):
+    from vafx._render import _face
+
+    img, fit = astro
+    real = _face._grown_plan
+
+    def short(key, plan):  # as if the plan had been made for other faces
+        p = real(key, plan)
+        return p._replace(levels=tuple(c // 4 for c in p.levels))
+
+    monkeypatch.setattr(_face, "_grown_plan", short)
+    with pytest.raises(vafx.VafxError, match=r"astro\.png: the raster plan .* leave out \d+"):
+        synthesize_batch(img[None], [(0.6, 0.6)], means, ict_model, fits=_batched(fit),
+                         names=["astro.png"])  # fmt: skip

@@ -16,6 +16,7 @@ from vafx.kernels.raster import (
     _group_members,
     _sides_index,
     interpolate,
+    plan_overflow,
     raster_plan,
     rasterize,
     rasterize_batch,
@@ -79,6 +80,27 @@ def test_nearer_triangle_wins_and_large_triangles_are_not_missed():
     assert np.asarray(fr.depth)[15, 15] == pytest.approx(1.0)
     fr2 = raster(np.array(big + small) * [1, 1, -1] + [0, 0, 10], [[0, 1, 2], [3, 4, 5]], 256, 200)
     assert np.asarray(fr2.triangle)[15, 15] == 0  # now the big one is nearer
+
+
+def test_a_plan_too_small_is_counted_and_its_own_plan_drops_nothing():
+    """plan_overflow: 0 for raster_plan's plan; a capacity cut short leaves triangles out."""
+    small_v, small_f = _grid(12, 6, 4, 2.0)  # 288 small triangles: the scatter groups
+    big = np.array([[-500, -500, 5.0], [2000, -500, 5.0], [-500, 2000, 5.0]])  # tiled
+    v = np.concatenate([small_v, big]).astype(np.float32)
+    f = np.concatenate([small_f, [[len(small_v), len(small_v) + 1, len(small_v) + 2]]])
+    f = f.astype(np.int32)
+    plan = raster_plan(v, f, 96, 96)
+    assert plan_overflow(v, f, 96, 96, plan) == 0
+    full = np.asarray(rasterize(jnp.asarray(v), jnp.asarray(f), 96, 96, plan).triangle)
+    g = int(np.argmax(plan.levels))  # the fullest group, cut to half its capacity
+    cut = plan._replace(levels=tuple(c // 2 if i == g else c for i, c in enumerate(plan.levels)))
+    lost = plan_overflow(v, f, 96, 96, cut)
+    assert lost > 0
+    short = np.asarray(rasterize(jnp.asarray(v), jnp.asarray(f), 96, 96, cut).triangle)
+    assert (short != full).any()  # what it counts is really missing from the image
+    no_tiles = plan._replace(per_tile=0)
+    assert plan_overflow(v, f, 96, 96, no_tiles) >= 1  # the large triangle's tile lists
+    assert plan_overflow(v[None].repeat(2, 0), f, 96, 96, cut) == lost  # a batch: the worst
 
 
 def _grid(n, cell, x0, z):

@@ -440,11 +440,14 @@ def synthesize_batch(
     bins = np.array([e[1] for e in exprs], np.int32)
     labels = np.array([e[2] for e in exprs], np.float32)
     t = len(va)
-    r, boxes, working = _render_cropped(
-        img, model, fits, np.ascontiguousarray(deform, np.float32), camera=config.camera,
-        depth_tolerance=1.5, diffusion_steps=32, shade=config.shade, max_side=config.max_side,
-        interior=config.interior, warp=config.warp,
-    )  # fmt: skip
+    try:
+        r, boxes, working = _render_cropped(
+            img, model, fits, np.ascontiguousarray(deform, np.float32), camera=config.camera,
+            depth_tolerance=1.5, diffusion_steps=32, shade=config.shade, max_side=config.max_side,
+            interior=config.interior, warp=config.warp,
+        )  # fmt: skip
+    except VafxError as e:  # the renderer's refusal, named by the photos it was drawing
+        raise VafxError(f"{', '.join(map(str, names))}: {e}") from None
     if not np.isfinite(r.image).all():  # the renderer's output, checked on the host
         bad = names[int(np.nonzero(~np.isfinite(r.image).all(axis=(1, 2, 3, 4)))[0][0])]
         raise VafxError(f"{bad}: rendering gave NaN or infinite pixels (is its fit finite?)")
