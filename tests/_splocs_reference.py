@@ -4,19 +4,33 @@
   direction, each weight column solved exactly together with its component's
   scale, support moves that do not raise the group term, safeguarded ADMM), but
   computes it the plain way: an explicit residual updated one component at a
-  time, the column's clipping level by bisection, scipy's Dijkstra and
-  Cholesky. The two can be compared iterate by iterate.
+  time, the column's clipping level by bisection, scipy's Dijkstra over a graph
+  this module builds itself (:func:`unfolded_edges`, written from the rule, not
+  from vafx's ``surface_edges``) and scipy's Cholesky. The two can be compared
+  iterate by iterate.
 - :func:`fit_published` is the algorithm of Neumann et al.'s published code
-  (github.com/tneumann/splocs, ``sploc.py``), written anew in Python 3 with no
-  change of algorithm: float64; weights by block-coordinate descent on the
-  explicit residual, each column projected on w >= 0 and divided by its maximum
-  (the component's scale left to the next component step); every support map
-  recomputed from the component's largest displacement each iteration; ADMM
-  with the dual kept across iterations and the split variable Z taken as the
-  new components; geodesic distances by the heat method (:class:`HeatGeodesics`,
-  Crane et al. 2013, m = 10, as the published ``geodesic.py``). It prints
-  nothing and returns E = ||X - W C||^2 + sum Lambda ||C|| per iteration, the
+  (github.com/tneumann/splocs, ``sploc.py`` and ``geodesic.py``), written anew:
+  float64; weights by block-coordinate descent on the explicit residual, each
+  column projected on w >= 0 and divided by its maximum (the component's scale
+  left to the next component step); every support map recomputed from the
+  component's largest displacement each iteration; ADMM with the dual kept
+  across iterations and the split variable Z taken as the new components;
+  geodesic distances by the heat method (:class:`HeatGeodesics`, Crane et al.
+  2013, m = 10, t = m h^2 with h the mean length of all three edges of every
+  triangle). It returns E = ||X - W C||^2 + sum Lambda ||C|| per iteration, the
   value the published code prints.
+
+Deviations from the published code (everything else is its algorithm, step for step):
+
+- Python 3 and arrays in, results out: no HDF5 files, no printing; the caller
+  subtracts the rest shape and scales X by 1 / std (as ``sploc.py`` does inside);
+- the support maps' distances come from a callable: tests pass :func:`distances`
+  (vafx's rule) or :class:`HeatGeodesics` (the published one);
+- :class:`HeatGeodesics` factorizes L - 1e-10 I for the final Poisson solve, where
+  the published code factorizes the singular L itself (SuperLU may refuse it); its
+  cotangents are dot / |cross| where the published takes 1 / tan(arccos(.)) of
+  normalized vectors (equal up to rounding);
+- the published code's Python 2 details (``xrange``, ``map``, ``print``) are Python 3.
 """
 
 from __future__ import annotations
@@ -28,14 +42,53 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.sparse.linalg
-from vafx.kernels.splocs import surface_edges
+
+
+def unfolded_edges(vertices, faces) -> dict:
+    """{(i, j), i < j: length}: the mesh's edges, and across each interior edge ab the segment
+    between its two opposite vertices c, d, with the triangles abc and abd unfolded into one
+    plane, where that segment crosses ab (written here without vafx's code, one interior
+    edge at a time: the same rule as vafx.kernels.splocs.surface_edges).
+    """
+    v = np.asarray(vertices, np.float64)
+    out: dict = {}
+
+    def put(i, j, d):
+        key = (min(i, j), max(i, j))
+        out[key] = min(out.get(key, np.inf), d)
+
+    across: dict = {}
+    for tri in np.asarray(faces, np.int64).tolist():
+        for k in range(3):
+            a, b, c = tri[k], tri[(k + 1) % 3], tri[(k + 2) % 3]
+            put(a, b, float(np.linalg.norm(v[a] - v[b])))
+            across.setdefault((min(a, b), max(a, b)), []).append(c)
+    for (a, b), opp in across.items():
+        if len(opp) != 2:  # a boundary edge, or one of a non-manifold fan
+            continue
+        c, d = opp
+        e = v[b] - v[a]
+        length = np.linalg.norm(e)
+        unit = e / length
+        # each opposite vertex in the edge's frame: along ab, and its distance from the line
+        xc, xd = (v[c] - v[a]) @ unit, (v[d] - v[a]) @ unit
+        hc = np.linalg.norm(v[c] - v[a] - xc * unit)
+        hd = np.linalg.norm(v[d] - v[a] - xd * unit)
+        if hc + hd == 0:
+            continue
+        cross = xc + (xd - xc) * hc / (hc + hd)  # where c-d, unfolded, meets the line ab
+        if 0.0 <= cross <= length:
+            put(c, d, float(np.hypot(xc - xd, hc + hd)))
+    return out
 
 
 def distances(vertices, faces, sources, max_dist):
-    """Dijkstra over the mesh's edges and unfolded edges (vafx's distances; float[S, N])."""
+    """Dijkstra over the mesh's edges and unfolded edges (:func:`unfolded_edges`; float[S, N])."""
     n = len(vertices)
-    src, dst, length = surface_edges(vertices, faces)
-    g = scipy.sparse.coo_matrix((length, (src, dst)), shape=(n, n)).tocsr()
+    edges = unfolded_edges(vertices, faces)
+    ij = np.array(list(edges), np.int64).reshape(-1, 2)
+    length = np.array(list(edges.values()), np.float64)
+    g = scipy.sparse.coo_matrix((length, (ij[:, 0], ij[:, 1])), shape=(n, n)).tocsr()
     return scipy.sparse.csgraph.dijkstra(
         g, directed=False, indices=np.atleast_1d(sources), limit=max_dist
     )
@@ -80,7 +133,9 @@ class HeatGeodesics:
         self._area = 0.5 * np.linalg.norm(normal, axis=1)
         self._normal = normal / (2 * self._area)[:, None]
         mass = np.bincount(f.ravel(), np.repeat(self._area / 3, 3), minlength=n)
-        edges = np.concatenate([v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 1]]])
+        # t = m h^2, h the mean length of every triangle's three edges (as geodesic.py)
+        edges = np.concatenate([v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 1]],
+                                v[f[:, 0]] - v[f[:, 2]]])  # fmt: skip
         t = m * np.mean(np.linalg.norm(edges, axis=1)) ** 2
         self._heat = scipy.sparse.linalg.splu((scipy.sparse.diags(mass) - t * lap).tocsc()).solve
         # L is singular (constants): a tiny shift keeps the factorization regular

@@ -34,8 +34,18 @@ if _WORKER and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
-settings.register_profile("vafx", deadline=None, max_examples=25, derandomize=True)
-settings.load_profile("vafx")
+# Two Hypothesis profiles (VAFX_HYPOTHESIS_PROFILE picks one; README.md, "Run the tests"):
+# "ci", the default: the same examples every run (derandomized), so that a CI failure
+# reproduces and CI never fails on a draw no one can repeat; "dev": fresh random examples,
+# four times as many, and Hypothesis's example database, for a developer to explore new
+# inputs (a failure prints the @reproduce_failure line that replays it).
+settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True,
+                          database=None)  # fmt: skip
+settings.register_profile("dev", deadline=None, max_examples=100, derandomize=False)
+_PROFILE = os.environ.get("VAFX_HYPOTHESIS_PROFILE", "ci")
+if _PROFILE not in ("ci", "dev"):
+    raise ValueError(f"VAFX_HYPOTHESIS_PROFILE: 'ci' or 'dev', got {_PROFILE!r}")
+settings.load_profile(_PROFILE)
 
 REPO = Path(__file__).resolve().parents[1]
 

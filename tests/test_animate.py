@@ -78,8 +78,29 @@ def test_cli_animate_writes_a_gif_and_refuses_bad_paths(ict_dir, tmp_path, capsy
     frames = iio.imread(tmp_path / "c.gif", index=None)
     assert frames.shape[0] == 4 and frames.shape[1:3] == (512, 512)
     assert "4 frames at 6 fps" in capsys.readouterr().out
-    if pytest.importorskip("imageio_ffmpeg"):
+
+
+@pytest.mark.slow
+def test_cli_animate_writes_an_mp4(ict_dir, tmp_path, monkeypatch):
+    """vafx[video]: the same clip as an MP4 (a test of its own: no skip hides the GIF's)."""
+    pytest.importorskip("imageio_ffmpeg", reason="MP4 needs vafx[video] (imageio-ffmpeg)")
+    import imageio.v3 as iio
+
+    monkeypatch.setenv("VAFX_DATA", str(ict_dir.parent))
+    iio.imwrite(tmp_path / "a.png", data.astronaut())
+    vafx.write_pts(tmp_path / "a.pts", astronaut_pts())
+    base = ["animate", str(tmp_path / "a.png"), "--landmarks", str(tmp_path / "a.pts")]
+    for out in ("c.gif", "c.mp4"):
         assert main([*base, "--from-va", "0,0", "--to-va", "0.6,0.4", "--seconds", "0.5",
-                     "--fps", "6", "-o", str(tmp_path / "c.mp4")]) == 0  # fmt: skip
-        video = iio.imread(tmp_path / "c.mp4", index=None, plugin="FFMPEG")
-        assert video.shape[0] == 4
+                     "--fps", "6", "-o", str(tmp_path / out)]) == 0  # fmt: skip
+    video = iio.imread(tmp_path / "c.mp4", index=None, plugin="FFMPEG")
+    gif = iio.imread(tmp_path / "c.gif", index=None)
+    assert video.shape[:3] == gif.shape[:3] == (4, 512, 512)
+
+    # the same frames in the same order, up to the codecs' losses: each end of the video is
+    # nearer the GIF's frame at that end than the GIF's other end
+    def d(a, b):
+        return np.abs(a[..., :3].astype(float) - b[..., :3].astype(float)).mean()
+
+    assert d(video[0], gif[0]) < d(video[0], gif[-1])
+    assert d(video[-1], gif[-1]) < d(video[-1], gif[0])

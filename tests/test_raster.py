@@ -152,7 +152,10 @@ def test_backface_culling():
     b = raster(np.array(cw), [[0, 2, 1]], 40, 40, cull_backfaces=True)
     c = raster(np.array(cw), [[0, 1, 2]], 40, 40, cull_backfaces=True)
     assert (np.asarray(a.triangle) == 0).sum() > 0
-    assert ((np.asarray(b.triangle) == 0).sum() > 0) != ((np.asarray(c.triangle) == 0).sum() > 0)
+    # (0, 0) -> (0, 30) -> (30, 0) runs counter-clockwise as seen on the screen (v down): a
+    # front face, as OpenGL's counter-clockwise front faces with y up; reversed, a back face
+    np.testing.assert_array_equal(np.asarray(c.triangle), np.asarray(a.triangle))  # kept
+    assert (np.asarray(b.triangle) == -1).all()  # culled
 
 
 def test_depth_agrees_with_trimesh_ray_casting():
@@ -363,10 +366,11 @@ def test_soft_sum_terms_written_vjp_equals_autodiff():
             [jnp.asarray(rng.normal(size=(g, ky, kx))) for _ in range(2)],
             jnp.asarray(rng.normal(size=(g, ky, kx))),
         )
+        # the forward is _sum_forward itself (tested against the dense SoftRas definition in
+        # test_soft_equals_dense_definition_whatever_the_plan); what is tested here is the
+        # written backward pass against autodiff through that forward
         out, vjp = jax.vjp(lambda t: _soft_sum_terms(px, py, t, top, 2.0, 0.1), tri)
-        ref_out, ref_vjp = jax.vjp(lambda t: _sum_forward(px, py, t, top, 2.0, 0.1)[0], tri)
-        for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref_out)):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        _, ref_vjp = jax.vjp(lambda t: _sum_forward(px, py, t, top, 2.0, 0.1)[0], tri)
         assert np.mean(np.asarray(out[0]) > 0) > 0.3  # many pairs count
         got, want = jax.tree.leaves(vjp(cot)), jax.tree.leaves(ref_vjp(cot))
         assert len(got) == len(want) == 16

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -68,7 +70,39 @@ def test_load_dataset_scales_afew_labels(tmp_path):
     assert (
         x.shape == (3, 8, 8, 3) and np.allclose(va[0], [1.0, -0.5]) and list(s) == ["a", "b", "a"]
     )
-    assert predict.__name__ == "predict"
+    np.testing.assert_allclose(x[:, 0, 0, 0], [0.0, 60 / 255, 120 / 255], atol=1e-6)
+
+
+def _conv_same_stride2(x, w, b):
+    """A numpy reference: NHWC convolution, stride 2, 'SAME' padding (TensorFlow's rule)."""
+    n, h, wd, _ = x.shape
+    kh, kw, _, co = w.shape
+    oh, ow = -(-h // 2), -(-wd // 2)
+    ph, pw = max((oh - 1) * 2 + kh - h, 0), max((ow - 1) * 2 + kw - wd, 0)
+    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    out = np.zeros((n, oh, ow, co))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, 2 * i : 2 * i + kh, 2 * j : 2 * j + kw, :]
+            out[:, i, j] = np.einsum("nhwc,hwco->no", patch, w)
+    return np.maximum(out + b, 0)
+
+
+def test_predict_is_the_small_convnet_it_describes():
+    rng = np.random.default_rng(3)
+    shapes = [(3, 3, 3, 4), (3, 3, 4, 5)]
+    params = dict(
+        conv=[dict(w=rng.normal(size=s) * 0.5, b=rng.normal(size=s[-1]) * 0.1) for s in shapes],
+        head=dict(w=rng.normal(size=(5, 2)), b=rng.normal(size=2) * 0.1),
+    )
+    x = rng.uniform(size=(2, 9, 7, 3))
+    want = x
+    for layer in params["conv"]:
+        want = _conv_same_stride2(want, layer["w"], layer["b"])
+    want = np.tanh(want.mean(axis=(1, 2)) @ params["head"]["w"] + params["head"]["b"])
+    as32 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+    got = np.asarray(predict(as32, jnp.asarray(x, jnp.float32)))
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_cli_augmentation(tmp_path):

@@ -207,8 +207,15 @@ def test_prox_gradient_at_a_zero_row_is_defined(dtype):
             np.testing.assert_array_equal(np.asarray(jac), want)
         # and away from zero it is the closed form's derivative (finite differences)
         z = jnp.asarray([[0.3, -0.4, 1.2]], dtype)
-        g = jax.grad(lambda z: jnp.sum(prox_l1l2(z, jnp.ones(1, dtype), 0.2) ** 2))(z)
-        assert np.isfinite(np.asarray(g)).all()
+        f = lambda z: jnp.sum(prox_l1l2(z, jnp.ones(1, dtype), 0.2) ** 2)  # noqa: E731
+        g = np.asarray(jax.grad(f)(z), np.float64)
+        h = 1e-6 if dtype == np.float64 else 1e-2
+        fd = np.array([
+            (float(f(z + h * e)) - float(f(z - h * e))) / (2 * h)
+            for e in np.eye(3, dtype=dtype)[:, None, :]
+        ])  # fmt: skip
+        assert np.abs(g).max() > 0.1  # a row the prox keeps: the derivative is not zero
+        np.testing.assert_allclose(g[0], fd, rtol=1e-6 if dtype == np.float64 else 2e-3)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -289,3 +296,29 @@ def test_reaches_a_lower_objective_than_the_published_algorithm(seed):
     ours = ref.energy(x, np.asarray(got.weights), np.asarray(got.components), np.asarray(got.lam))
     _, _, _, published, _ = ref.fit_published(x, lambda s: ref.distances(V, FACES, s, np.inf)[0], p)
     assert ours <= published[-1], (ours, published)
+
+
+def test_vafx_surface_graph_equals_the_references_own():
+    """vafx's mesh-plus-unfolded-edges graph against the test reference's, built apart."""
+    from vafx.kernels.splocs import surface_edges
+
+    # the sphere, and a bumpy grid jittered into obtuse triangles (where an unfolded segment
+    # can miss its edge and is left out)
+    rng = np.random.default_rng(4)
+    g = np.stack(np.meshgrid(np.arange(12.0), np.arange(12.0)), -1).reshape(-1, 2)
+    g = g + rng.uniform(-0.45, 0.45, g.shape)
+    grid_v = np.c_[g, 0.3 * rng.normal(size=len(g))]
+    k = (np.arange(11)[None, :] + 12 * np.arange(11)[:, None]).ravel()
+    grid_f = np.concatenate([np.c_[k, k + 1, k + 13], np.c_[k, k + 13, k + 12]])
+    for v, f in ((V, FACES), (grid_v, grid_f)):
+        src, dst, length = surface_edges(v, f)
+        got = {(min(a, b), max(a, b)): d for a, b, d in zip(src.tolist(), dst.tolist(), length)}
+        want = ref.unfolded_edges(v, f)
+        mesh_edges = {tuple(sorted(e)) for t in np.asarray(f).tolist()
+                      for e in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))}  # fmt: skip
+        assert len(want) > 1.3 * len(mesh_edges)
+        assert got.keys() == want.keys()
+        np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-12)
+    halves = np.sort(np.concatenate([grid_f[:, [0, 1]], grid_f[:, [1, 2]], grid_f[:, [2, 0]]]), 1)
+    interior = int((np.unique(halves, axis=0, return_counts=True)[1] == 2).sum())
+    assert len(want) - len(mesh_edges) < interior  # on the grid, some segments miss their edge
