@@ -3,9 +3,10 @@
 Builds (or reuses, with --gallery) a synthetic gallery of FRAMES frames of the ICT face
 region, then fits every bin with `vafx.fit_bins` (defaults: 50 components, 20 iterations,
 bins capped at 2,000 frames for SPLOCS) and reports the time, the peak resident memory
-and the per-bin residuals. Anchor: the numpy/scipy SPLOCS of tests/_splocs_reference.py
-on the largest bin for 2 iterations, scaled by the iteration count (a full numpy run of
-all bins would take hours; bench_splocs.py measures the per-iteration ratio directly).
+and the per-bin residuals. An internal figure, no anchor: nothing else fits 100 bins of
+SPLOCS, and no reference runs here (this docstring once promised a numpy run of the
+largest bin that the script never made). The per-iteration comparison with the published
+algorithm, on the same input in one process, is bench/bench_splocs.py's.
 
 Run: python bench/bench_bins.py [--frames 100000] [--gallery PATH] [--keep]
 """
