@@ -131,3 +131,29 @@ def test_clear_errors(photos, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         vafx.seamless_clone(**args)
+
+
+def _poisson_residual(out, src, tgt, m):
+    """||b - A u|| / ||b|| of the masked Poisson system ("normal" guidance), numpy, float64."""
+    u, s, t = (np.asarray(a, np.float64) for a in (out, src, tgt))
+    b, au = np.zeros_like(u), np.zeros_like(u)
+    ys, xs = np.nonzero(m)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        qy, qx = ys + dy, xs + dx
+        inside = m[qy, qx]
+        au[ys, xs] += u[ys, xs] - np.where(inside, u[qy, qx], 0)
+        b[ys, xs] += np.where(inside, 0, t[qy, qx]) + (s[ys, xs] - s[qy, qx])
+    return np.linalg.norm((b - au)[m]) / np.linalg.norm(b[m])
+
+
+@pytest.mark.parametrize("rtol", [1e-3, 1e-5])
+def test_blend_info_reports_the_residual_it_reached(photos, rtol):
+    """BlendInfo (and so the sidecar's blend.solve) against the residual computed apart."""
+    astro, coffee = photos
+    m = ellipse(128, 128, 60, 64, 30, 22)
+    out, info = vafx.seamless_clone(astro / 255.0, coffee / 255.0, m, rtol=rtol, full_output=True)
+    for c in range(3):
+        got = _poisson_residual(out[..., c], astro[..., c] / 255.0, coffee[..., c] / 255.0, m)
+        assert got <= rtol * 1.2
+        np.testing.assert_allclose(info.relative_residual[c], got, rtol=0.25)
+    assert info.converged.all() and (info.iterations >= 1).all()
