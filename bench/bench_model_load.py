@@ -2,9 +2,10 @@
 
 Like for like: reading an OBJ's vertices, faces and UVs, vafx's reader against trimesh
 reading the same file (the anchor a user without vafx would have); reading only the
-vertices (what converting the upstream 155-file ICT folder needs), vafx's reader without
-faces against a plain numpy parse of the same ``v`` lines (trimesh cannot skip faces, so it
-is no anchor for this). The last row is internal, vafx against itself: its converted model
+vertices, UVs and a digest of the faces (what converting the upstream 155-file ICT folder
+needs), vafx's reader without faces against a plain numpy parse of the same ``v`` and
+``vt`` lines with the same SHA-1 of the ``f`` lines (trimesh cannot skip faces, so it is no
+anchor for this). The last row is internal, vafx against itself: its converted model
 file against the compact npz it can also read (no outside reader loads either).
 Needs the data: VAFX_DATA or ../shared/data beside the repository.
 Run: python bench/bench_model_load.py
@@ -12,6 +13,7 @@ Run: python bench/bench_model_load.py
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -34,14 +36,18 @@ def main():
         sys.exit(f"no ICT data at {ict}: set VAFX_DATA")
     obj = ict / "FaceXModel" / "identity000.obj"
 
-    def numpy_vertices():  # the anchor for vertices only: the same "v" lines, parsed plainly
+    def numpy_vertices():  # the same work, plainly: "v" and "vt" lines, a digest of "f" lines
         with open(obj) as fh:
-            rows = [line[2:] for line in fh if line.startswith("v ")]
-        return np.array([r.split()[:3] for r in rows], np.float64)
+            lines = fh.read().splitlines()
+        v = np.array([r[2:].split()[:3] for r in lines if r.startswith("v ")], np.float64)
+        vt = np.array([r[3:].split()[:2] for r in lines if r.startswith("vt ")], np.float64)
+        digest = hashlib.sha1("\n".join(r[2:] for r in lines if r.startswith("f ")).encode())
+        return v, vt, digest.hexdigest()
 
-    want = numpy_vertices()
-    assert np.allclose(read_obj(obj, faces=False).vertices, want)  # the same result
-    report("one ICT OBJ, vertices only", median_seconds(lambda: read_obj(obj, faces=False), 5),
+    v, vt, digest = numpy_vertices()
+    mine = read_obj(obj, faces=False)
+    assert np.allclose(mine.vertices, v) and np.allclose(mine.uv, vt)  # the same result
+    report("one ICT OBJ, vertices, UVs, face digest", median_seconds(lambda: read_obj(obj, faces=False), 5),
            median_seconds(numpy_vertices, 5), "numpy parse")  # fmt: skip
     report("one ICT OBJ, vertices, faces and UVs", median_seconds(lambda: read_obj(obj), 5),
            median_seconds(lambda: trimesh.load(obj, process=False, maintain_order=True), 3),
