@@ -146,7 +146,7 @@ def test_topology_mismatch_is_a_clear_error(ict_model, tiny_model, tmp_path):
         vafx.full_deformation(ict_model, tiny_bins, tiny_bins.means[0])
 
 
-def test_cli_synthesize(ict_dir, setup, tmp_path):
+def test_cli_synthesize(ict_dir, ict_model, setup, tmp_path):
     import subprocess
     import sys
 
@@ -164,8 +164,12 @@ def test_cli_synthesize(ict_dir, setup, tmp_path):
            "--bins", "bins.npz", "--landmarks", "astro.pts", "-o", "out.png"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
-    assert iio.imread(tmp_path / "out.png").shape == img.shape
-    assert "label_va" in (tmp_path / "out.json").read_text()
+    # the command's image is the library's, pixel for pixel, on the same photo and landmarks
+    lib = vafx.synthesize(img, (0.7, 0.3), models, ict_model,
+                          landmarks=vafx.read_pts(tmp_path / "astro.pts"))  # fmt: skip
+    np.testing.assert_array_equal(iio.imread(tmp_path / "out.png"), lib.image)
+    side = __import__("json").loads((tmp_path / "out.json").read_text())
+    assert side["bin"] == lib.bin and side["label_va"] == [float(v) for v in lib.label]
     r = subprocess.run(
         cmd[:6] + ["1.5"] + cmd[7:], capture_output=True, text=True, cwd=tmp_path, env=env
     )
