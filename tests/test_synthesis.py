@@ -107,6 +107,7 @@ def _mirrored(landmarks, width):
     return mirror_landmarks(landmarks, width)
 
 
+@pytest.mark.slow  # 20-25 s: a subprocess's compile, or dlib (fast subset < 3 min)
 def test_detected_landmarks_move_as_the_deformation_implies(ict_model, setup):
     """vafx[detect]: a happy bin added to the photo (the paper's mode) lifts the re-detected
     mouth corners; identity is kept."""
@@ -146,6 +147,7 @@ def test_topology_mismatch_is_a_clear_error(ict_model, tiny_model, tmp_path):
         vafx.full_deformation(ict_model, tiny_bins, tiny_bins.means[0])
 
 
+@pytest.mark.slow  # 20-25 s: a subprocess's compile, or dlib (fast subset < 3 min)
 def test_cli_synthesize(ict_dir, ict_model, setup, tmp_path):
     import subprocess
     import sys
