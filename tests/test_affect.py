@@ -445,7 +445,21 @@ def test_a_raster_plan_that_drops_triangles_is_an_error_naming_the_photo(
     from vafx._render import _face
 
     img, fit = astro
-    real = _face._grown_plan
+    counted = []
+    real_count = _face.plan_overflow
+    monkeypatch.setattr(_face, "plan_overflow", lambda *a: counted.append(1) or real_count(*a))
+    # a plan grown from the drawn faces' own (capacities larger than they need, after other
+    # faces): nothing counted again on the hot path
+    big = _face._grown_plan
+
+    def grown(key, plan):  # doubled here only, not stored as the sizes later tests grow from
+        p = big(key, plan)
+        return p._replace(levels=tuple(2 * c for c in p.levels))
+
+    monkeypatch.setattr(_face, "_grown_plan", grown)
+    synthesize_batch(img[None], [(0.6, 0.6)], means, ict_model, fits=_batched(fit))
+    assert counted == []
+    real = big
 
     def short(key, plan):  # as if the plan had been made for other faces
         p = real(key, plan)
@@ -455,3 +469,4 @@ def test_a_raster_plan_that_drops_triangles_is_an_error_naming_the_photo(
     with pytest.raises(vafx.VafxError, match=r"astro\.png: the raster plan .* leave out \d+"):
         synthesize_batch(img[None], [(0.6, 0.6)], means, ict_model, fits=_batched(fit),
                          names=["astro.png"])  # fmt: skip
+    assert counted  # counted where the plan was short

@@ -121,8 +121,10 @@ def _bucket(m: int) -> int:
 
 
 def _interpolate_empty(means, labels, status, grid):
-    """Inverse-square-distance mean of the 4 nearest bins with data (equally near: by bin
-    number), for each empty bin."""
+    """Inverse-square-distance mean of the 4 nearest bins with data, for each empty bin.
+
+    Equally near bins are taken in the order of their numbers.
+    """
     centres = np.array(grid.centres())
     have = np.nonzero(status != INTERPOLATED)[0]
     if len(have) == 0:

@@ -183,7 +183,7 @@ def _points(p) -> list:
             for q in np.asarray(p, np.float64)]  # fmt: skip
 
 
-def blend_solve(info, n: int) -> dict:
+def _blend_solve(info, n: int) -> dict:
     """Image ``n`` of a :class:`vafx.BlendInfo` [N, C] as the sidecar's record (worst channel)."""
     return dict(
         converged=bool(np.all(info.converged[n])),
@@ -472,7 +472,7 @@ def synthesize_batch(
                                                  mode=config.blend, rtol=BLEND_RTOL,
                                                  size_key=key)  # fmt: skip
         for n, i in enumerate(np.nonzero(ok)[0]):
-            solves[i] = blend_solve(info, n)
+            solves[i] = _blend_solve(info, n)
             if not solves[i]["converged"]:
                 log.warning(
                     "%s: the Poisson blend did not converge (relative residual %.2g after %d "

@@ -503,6 +503,10 @@ def _changed(images, photos):
     return jnp.any(jnp.rint(images * 255) != jnp.rint(photos[:, None] * 255), axis=-1)
 
 
+def _capacities(plan: RasterPlan) -> tuple[int, ...]:
+    return (*plan.levels, plan.large, plan.per_tile)
+
+
 def _grown_plan(key: str, plan: RasterPlan) -> RasterPlan:
     """The plan, grown to hold every earlier one of this model and image size.
 
@@ -512,7 +516,7 @@ def _grown_plan(key: str, plan: RasterPlan) -> RasterPlan:
     sizes differ a little.
     """
     k = len(plan.levels)
-    sizes = grown_sizes(key, (*plan.levels, plan.large, plan.per_tile))
+    sizes = grown_sizes(key, _capacities(plan))
     return RasterPlan(tuple(sizes[:k]), sizes[k], sizes[k + 1])
 
 
@@ -734,14 +738,15 @@ def _render_cropped(img, model, fits, d, *, camera, depth_tolerance, diffusion_s
         ch, cw = wh, ww
         working = (fy, fx)
     drawn = np.concatenate([hp0, hp1.reshape(b * t, n, 3)])
-    plan = _grown_plan(
-        f"raster:{model.name}:{n}:{mesh.faces.shape[0]}:{ch}x{cw}",
-        raster_plan(drawn, mesh.faces, ch, cw),
-    )
-    dropped = plan_overflow(drawn, mesh.faces, ch, cw, plan)
-    if dropped:  # a plan grown from the drawn meshes' own never drops one: a bug to hear of
-        raise VafxError(f"the raster plan {plan} would leave out {dropped} triangles of the "
-                        f"faces drawn at {ch} x {cw}: nothing rendered")  # fmt: skip
+    need = raster_plan(drawn, mesh.faces, ch, cw)  # what the drawn meshes hold, counted
+    plan = _grown_plan(f"raster:{model.name}:{n}:{mesh.faces.shape[0]}:{ch}x{cw}", need)
+    # a plan at least the drawn meshes' own drops nothing; only a smaller capacity (a bug
+    # to hear of) is counted, then refused
+    if any(p < q for p, q in zip(_capacities(plan), _capacities(need))):
+        dropped = plan_overflow(drawn, mesh.faces, ch, cw, plan)
+        if dropped:
+            raise VafxError(f"the raster plan {plan} would leave out {dropped} triangles of "
+                            f"the faces drawn at {ch} x {cw}: nothing rendered")  # fmt: skip
     if interior not in INTERIORS:
         raise ValueError(f"interior: one of {INTERIORS}, got {interior!r}")
     crops = jax.device_put(crops)
