@@ -81,18 +81,97 @@ def test_a_second_builder_waits_for_the_first(tmp_path):
     assert finished_first  # it held on until the other let go
 
 
-def test_in_memory_means_equal_the_stored_gallery(tiny_model, tmp_path):
-    """The default build's in-memory bin means are fit_bins(splocs=False) of the stored gallery."""
-    cfg = vafx.SynthConfig(subjects=3, frames=5, region=None)
-    stored = vafx.fit_bins(vafx.synthesize_gallery(tmp_path / "g", tiny_model, cfg), splocs=False)
-    acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg, writer=_defaults._BinMeans)
+@pytest.mark.parametrize("region", [None, "face"])
+def test_in_memory_bins_equal_the_stored_gallery(tiny_model, tmp_path, region):
+    """The default build's in-memory bins are fit_bins(splocs=False) of the stored gallery,
+    means and medians, on the whole mesh and on a region (fewer coordinates than shapes)."""
+    cfg = vafx.SynthConfig(subjects=3, frames=5, region=region)
+    g = vafx.synthesize_gallery(tmp_path / "g", tiny_model, cfg)
+    acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg,
+                                  writer=_defaults._BinMeans.for_model(tiny_model))  # fmt: skip
     assert not (tmp_path / "unused").exists()
-    mem = vafx.fit_bins(acc, splocs=False)
-    np.testing.assert_array_equal(mem.counts, stored.counts)
-    np.testing.assert_array_equal(mem.status, stored.status)
-    np.testing.assert_array_equal(mem.labels, stored.labels)
-    np.testing.assert_allclose(mem.means, stored.means, rtol=1e-5, atol=1e-6)
-    assert acc.num_frames == stored.counts.sum()
+    assert acc.num_frames == g.counts().sum()
+    for how in ("mean", "median"):
+        stored = vafx.fit_bins(g, splocs=False, expression=how)
+        mem = vafx.fit_bins(acc, splocs=False, expression=how)
+        np.testing.assert_array_equal(mem.counts, stored.counts)
+        np.testing.assert_array_equal(mem.status, stored.status)
+        np.testing.assert_array_equal(mem.labels, stored.labels)
+        np.testing.assert_allclose(mem.means, stored.means, rtol=1e-5, atol=1e-5)
+        for b in np.nonzero(g.counts() > 0)[0]:
+            np.testing.assert_allclose(acc.bin_deltas(int(b)), g.bin_deltas(int(b)), atol=1e-5)
+
+
+def test_in_memory_bins_refuse_frames_outside_the_expression_span(tiny_model, tmp_path):
+    """A sequence that is not a blend of the model's expression shapes is refused by name
+    (its coordinates in their span could not give it back)."""
+    from vafx._gallery._store import SequenceData
+    from vafx._model._template import template_from_model
+
+    t = template_from_model(tiny_model, "face")
+    acc = _defaults._BinMeans.for_model(tiny_model)(t, "test")
+    n = t.num_vertices
+    neutral = np.asarray(tiny_model.mean, np.float32)[t.vertex_ids]
+    shape = np.asarray(tiny_model.expression_basis, np.float32)[4][t.vertex_ids]
+    va = np.full((2, 2), 0.5, np.float32)
+
+    def seq(frames):
+        return SequenceData("s0", "odd", neutral, frames, va, ["x", "x"], np.arange(1, 3),
+                            (0.0, 0.0), 0, np.ones(2, np.float32))  # fmt: skip
+
+    acc.add(seq(neutral + np.stack([0.3 * shape, shape])))  # in the span: kept
+    assert acc.num_frames == 2
+    # the region: 21 vertices, 63 coordinates, 53 shapes; a random direction leaves the span
+    odd = np.random.default_rng(0).normal(0, 1, (n, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="s0/odd: its deformations leave the model's expression"):
+        acc.add(seq(neutral + np.stack([shape, shape + odd])))
+
+
+def _stub_gallery(template, bins: dict):
+    """A gallery with the given deformations per bin (fit_bins' side of the interface)."""
+    from vafx._va_space import VAGrid
+
+    grid = VAGrid(10)
+
+    class Stub:
+        path, manifest = "stub", {}
+
+        def __init__(self):
+            self.template, self.grid = template, grid
+
+        def counts(self):
+            c = np.zeros(grid.num_bins, np.int64)
+            for b, d in bins.items():
+                c[b] = len(d)
+            return c
+
+        def medians(self):
+            return np.zeros((grid.num_bins, 2), np.float32)
+
+        def bin_deltas(self, b):
+            return np.asarray(bins[b], np.float32)
+
+    return Stub()
+
+
+def test_median_expression_keeps_what_most_frames_do(tiny_model):
+    """expression="median": three frames raise a feature, two lower it as far. The mean is a
+    fifth of it; the median is the raise itself, and it equals numpy's median everywhere."""
+    from vafx._model._template import template_from_model
+
+    t = template_from_model(tiny_model, None)
+    rng = np.random.default_rng(1)
+    up = rng.normal(0, 1, (t.num_vertices, 3)).astype(np.float32)
+    other = rng.normal(0, 1, (7, t.num_vertices, 3)).astype(np.float32)
+    g = _stub_gallery(t, {45: np.stack([up, up, up, -up, -up]), 12: other})
+    mean = vafx.fit_bins(g, splocs=False)
+    med = vafx.fit_bins(g, splocs=False, expression="median")
+    np.testing.assert_allclose(mean.means[45], up / 5, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(med.means[45], up)
+    np.testing.assert_array_equal(med.means[12], np.median(other, axis=0))
+    assert med.meta["expression"] == "median" and mean.meta["expression"] == "mean"
+    with pytest.raises(ValueError, match="expression: one of"):
+        vafx.fit_bins(g, splocs=False, expression="mode")
 
 
 def test_bin_means_at_their_frames_magnitude(tiny_model, tmp_path):
@@ -113,8 +192,29 @@ def test_bin_means_at_their_frames_magnitude(tiny_model, tmp_path):
     assert scaled >= 3  # bins that mix expressions grow
     np.testing.assert_array_equal(big.labels, plain.labels)
     assert big.meta["magnitude"] == 1.5 and plain.meta["magnitude"] is None
-    acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg, writer=_defaults._BinMeans)
+    acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg,
+                                  writer=_defaults._BinMeans.for_model(tiny_model))  # fmt: skip
     mem = vafx.fit_bins(acc, splocs=False, magnitude=1.5)
     np.testing.assert_allclose(mem.means, big.means, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="magnitude: None or a factor >= 1"):
         vafx.fit_bins(g, splocs=False, magnitude=0.5)
+    with pytest.raises(ValueError, match="size_quantile: None or a number in"):
+        vafx.fit_bins(g, splocs=False, magnitude=1.5, size_quantile=1.5)
+
+
+def test_median_at_its_stronger_frames_size(tiny_model, tmp_path):
+    """expression="median", size_quantile=q: each bin's median deformation scaled to the
+    q-quantile of its frames' sizes over its own size, at most g (the default bins' rule)."""
+    cfg = vafx.SynthConfig(subjects=3, frames=5, region=None)
+    g = vafx.synthesize_gallery(tmp_path / "g", tiny_model, cfg)
+    got = vafx.fit_bins(g, splocs=False, expression="median", magnitude=2.0, size_quantile=0.75)
+    scaled = 0
+    for b in np.nonzero(g.counts() > 0)[0]:
+        d = g.bin_deltas(int(b)).astype(np.float64)
+        med = np.median(d, axis=0)
+        size = np.quantile(np.linalg.norm(d.reshape(len(d), -1), axis=1), 0.75)
+        want = min(max(size / np.linalg.norm(med), 1.0), 2.0)
+        np.testing.assert_allclose(got.means[b], want * med, rtol=1e-5, atol=1e-5)
+        scaled += want > 1.01
+    assert scaled >= 3
+    assert got.meta["size_quantile"] == 0.75

@@ -39,6 +39,9 @@ def _cmd_bins_fit(args) -> int:
         chunk_bytes=int(args.chunk_mb * 2**20),
         progress=_Progress("chunks"),
         splocs=not args.means_only,
+        expression=args.expression,
+        magnitude=args.magnitude,
+        size_quantile=args.size_quantile,
     )
     for line in models.summary():
         print(line)
@@ -105,6 +108,15 @@ def add_commands(sub) -> None:
     p.add_argument("--means-only", action="store_true",
                    help="bin means and labels only, no SPLOCS (seconds; enough for synthesis "
                    "without --sample)")  # fmt: skip
+    p.add_argument("--expression", choices=("mean", "median"), default="mean",
+                   help="a bin's expression: the mean of its frames (the paper's, default) or "
+                   "their per-coordinate median (a consensus; vafx's default bins)")  # fmt: skip
+    p.add_argument("--magnitude", type=float, default=None, metavar="G",
+                   help="scale each bin's expression to its frames' typical size, by at most "
+                   "G >= 1 (default: unscaled; vafx's default bins: 2)")  # fmt: skip
+    p.add_argument("--size-quantile", type=float, default=None, metavar="Q",
+                   help="with --magnitude: the typical size is this quantile of the frames' "
+                   "sizes (default: their mean; vafx's default bins: 0.75)")  # fmt: skip
     p.set_defaults(func=_cmd_bins_fit)
     p = bsub.add_parser(
         "default",

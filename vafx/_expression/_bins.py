@@ -1,7 +1,8 @@
 """The 100 per-bin expression models (the paper's section 3.3).
 
 For every V-A bin: the mean deformation of its frames (the expression used for
-synthesis), the median V-A of its frames (its label), and a SPLOCS blendshape
+synthesis; or their per-coordinate median, ``fit_bins(expression="median")``, as
+vafx's default bins use), the median V-A of its frames (its label), and a SPLOCS blendshape
 model of the frames' deviations from that mean (components, and the statistics
 of the frames' weights, for sampling new expressions).
 
@@ -26,6 +27,7 @@ import math
 import os
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -40,6 +42,8 @@ from ..kernels.splocs import Geodesics, SplocsParams, geodesic_table, splocs_fit
 log = logging.getLogger("vafx")
 
 FITTED, MEAN_ONLY, INTERPOLATED = 0, 1, 2
+#: How a bin's frames make its expression (:func:`fit_bins` ``expression``).
+BIN_EXPRESSIONS = ("mean", "median")
 STATUS_NAMES = ("fitted", "mean only", "interpolated")
 FORMAT = "vafx-bin-models"
 FORMAT_VERSION = 1
@@ -166,6 +170,8 @@ def fit_bins(
     splocs: bool = True,
     devices=None,
     magnitude: float | None = None,
+    expression: str = "mean",
+    size_quantile: float | None = None,
 ) -> BinModels:
     """Fit the per-bin models of a gallery.
 
@@ -190,14 +196,27 @@ def fit_bins(
             vmapped axis (``NamedSharding`` over a mesh axis ``"bins"``) and
             padded to a multiple of D (the padding repeats the chunk's last bin
             and is dropped). One device: exactly the single-device program.
-        magnitude: None: each bin's expression is the mean of its frames (the
-            paper). A number g >= 1: the mean's direction at the frames' typical
-            size, the mean scaled by mean_i |d_i| / |mean_i d_i|, at most g. A
+        magnitude: None: each bin's expression as ``expression`` makes it (the
+            paper: the mean). A number g >= 1: its direction at the frames'
+            typical size, scaled by s / |e| (e the bin's expression, s the
+            frames' typical size |d_i|, see ``size_quantile``), at most g. A
             bin that mixes expressions (anger, fear and disgust in one bin)
             loses much of each to the averaging (a factor 1.7 on the default
-            gallery's negative high-arousal bins); the scaled mean shows the
-            bin's expression as strongly as its frames do. Labels are
-            unchanged; ``meta["magnitude"]`` records it.
+            gallery's negative high-arousal bins); the scaled expression shows
+            as strongly as the bin's frames do. Labels are unchanged;
+            ``meta["magnitude"]`` records it.
+        expression: "mean": each bin's expression is the mean of its frames'
+            deformations (the paper). "median": their per-coordinate median, a
+            consensus: where frames of antagonistic expressions share a bin
+            (brows raised in surprise, lowered in tension, at (0.1, 0.7)) the
+            mean cancels them into a faint blend of both, the median keeps
+            what most frames do and drops what a minority does. Every frame
+            counts either way, so the label (their median V-A) is the same.
+            SPLOCS models the frames' deviations from their mean either way.
+        size_quantile: the frames' typical size for ``magnitude``: None, the
+            mean of |d_i|; a number q in (0, 1], their q-quantile (0.75: the
+            size of the bin's stronger frames, nearer its sequences' apexes
+            than its onsets).
 
     Returns:
         :class:`BinModels`.
@@ -232,25 +251,36 @@ def fit_bins(
 
     if magnitude is not None and not magnitude >= 1:
         raise ValueError(f"magnitude: None or a factor >= 1, got {magnitude}")
+    if expression not in BIN_EXPRESSIONS:
+        raise ValueError(f"expression: one of {BIN_EXPRESSIONS}, got {expression!r}")
+    if size_quantile is not None and not 0 < size_quantile <= 1:
+        raise ValueError(f"size_quantile: None or a number in (0, 1], got {size_quantile}")
     gains = np.ones(nb, np.float64)
 
-    def scale(b: int, d: np.ndarray) -> None:
-        # the bin's mean at its frames' typical size (sizes of the float64 mean's rows)
+    def express(b: int, d: np.ndarray, mu: np.ndarray | None = None) -> None:
+        # the bin's expression, then its gain: the expression at its frames' typical size
+        if expression == "median":
+            means[b] = np.median(d, axis=0)
+        else:
+            means[b] = d.mean(axis=0) if mu is None else mu
         if magnitude is None or counts[b] == 0:
             return
-        size = getattr(gallery, "bin_mean_norm", None)
-        typical = (
-            size(b)
-            if size is not None
-            else float(np.linalg.norm(d.reshape(len(d), -1).astype(np.float64), axis=1).mean())
-        )
+        rows = d.reshape(len(d), -1)
+        sizes = np.sqrt(np.einsum("ij,ij->i", rows, rows).astype(np.float64))
+        typical = sizes.mean() if size_quantile is None else np.quantile(sizes, size_quantile)
         norm = float(np.linalg.norm(means[b].astype(np.float64)))
-        gains[b] = min(max(typical / norm, 1.0), magnitude) if norm > 0 else 1.0
+        gains[b] = min(max(float(typical) / norm, 1.0), magnitude) if norm > 0 else 1.0
 
-    for b in np.nonzero(status == MEAN_ONLY)[0]:
-        d = gallery.bin_deltas(int(b))
-        means[b] = d.mean(axis=0)
-        scale(int(b), d)
+    # bins are independent: their medians (numpy releases the GIL) run two at a time while
+    # the next bin's frames are read here; at most two bins' frames are held at once
+    with ThreadPoolExecutor(2) as pool:
+        pending: list = []
+        for b in np.nonzero(status == MEAN_ONLY)[0]:
+            pending.append(pool.submit(express, int(b), gallery.bin_deltas(int(b))))
+            if len(pending) == 2:
+                pending.pop(0).result()
+        for f in pending:
+            f.result()
 
     todo = sorted(np.nonzero(status == FITTED)[0].tolist(), key=lambda b: -counts[b])
     per_frame = n * 3 * 4 * 3  # data, masked copy, products
@@ -275,8 +305,7 @@ def fit_bins(
         for j, b in enumerate(bins):
             d = gallery.bin_deltas(int(b))
             mu = d.mean(axis=0, dtype=np.float64).astype(np.float32)
-            means[b] = mu
-            scale(int(b), d)
+            express(int(b), d, mu)
             if len(d) > max_frames:
                 d = d[np.sort(rng.choice(len(d), max_frames, replace=False))]
             m = len(d)
@@ -327,6 +356,8 @@ def fit_bins(
         splocs=bool(splocs),
         seed=seed,
         magnitude=magnitude,
+        expression=expression,
+        size_quantile=size_quantile,
         gallery=str(gallery.path),
         gallery_fingerprint=gallery.manifest.get("fingerprint", ""),
     )

@@ -3,9 +3,11 @@
 ``vafx synthesize`` and ``vafx augment`` without ``--bins``, and
 :func:`default_bin_models` in Python, use them. On first use vafx generates
 the default synthetic gallery (:class:`vafx.SynthConfig` defaults: 20
-subjects, 42 prototypes, 20,160 frames; docs/gallery.md) and computes every
-bin's mean and median label as the sequences come (the frames are not stored:
-2.3 GB for ICT), and saves them. The bins' SPLOCS blendshapes, needed only to
+subjects, 42 prototypes, 20,160 frames; docs/gallery.md), keeps each frame as
+its coordinates in the model's expression shapes (the frames themselves, 2.3 GB
+for ICT, are not stored), computes every bin's expression (the per-coordinate
+median of its frames at the size of its stronger frames: ``EXPRESSION``,
+``SIZE_QUANTILE``, ``MAGNITUDE``) and median label, and saves them. The bins' SPLOCS blendshapes, needed only to
 *sample* a bin (``--sample``), need every frame: the gallery is stored in a
 temporary folder of the cache, fitted and deleted, when first asked for, and
 takes minutes where the means take seconds.
@@ -41,8 +43,11 @@ log = logging.getLogger("vafx")
 
 #: SPLOCS settings of the default blendshape models: ``vafx bins fit``'s defaults.
 MIN_FRAMES = 10
-#: The default bins' expression: each bin's mean at its frames' typical size, scaled up by
-#: at most this factor (:func:`vafx.fit_bins` ``magnitude``; issue 38).
+#: The default bins' expression (issue 38): each bin's per-coordinate median deformation
+#: (:func:`vafx.fit_bins` ``expression``), at the size of its stronger frames (the
+#: ``SIZE_QUANTILE`` quantile of their sizes), scaled up by at most ``MAGNITUDE``.
+EXPRESSION = "median"
+SIZE_QUANTILE = 0.75
 MAGNITUDE = 2.0
 
 
@@ -79,6 +84,8 @@ def _settings(model, splocs: bool) -> dict:
         splocs=SplocsParams()._asdict() if splocs else None,
         min_frames=MIN_FRAMES,
         magnitude=MAGNITUDE,
+        expression=EXPRESSION,
+        size_quantile=SIZE_QUANTILE,
         vafx=__version__,
     )
 
@@ -119,33 +126,50 @@ def _locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
 
 
 class _BinMeans:
-    """What :func:`vafx.synthesize_gallery` writes into, when only bin means are wanted.
+    """What :func:`vafx.synthesize_gallery` writes into when the frames need not be stored.
 
-    Accumulates each bin's sum of deltas (frame minus its sequence's neutral,
-    in float32 as the store computes them; summed in float64) and every
-    expression frame's V-A, instead of storing the frames (2.3 GB for the ICT
-    default gallery). It then stands in for the stored gallery in
-    :func:`vafx.fit_bins` with ``splocs=False``, which asks only for the
-    template, the grid, the counts, the medians and each bin's mean: the
-    result equals that of the stored gallery up to the summation's rounding
-    (tested).
+    A synthetic gallery's deformations (frame minus its sequence's neutral) are
+    blends of the model's expression shapes, so each lies in their span: this
+    keeps each frame's coordinates in an orthonormal basis of that span (53
+    numbers a frame for ICT, not 28,000; 4 MB for the default gallery where
+    the frames take 2.3 GB) and its V-A, and gives a bin's deformations back
+    on request. It stands in for the stored gallery in :func:`vafx.fit_bins`
+    with ``splocs=False``, which asks for the template, the grid, the counts,
+    the medians and each bin's deformations: the result equals that of the
+    stored gallery up to float rounding (tested). A frame outside the span is
+    refused (its coordinates could not give it back).
+
+    Make one with :meth:`for_model` (``synthesize_gallery(..., writer=...)``).
     """
 
     complete = False
     sequences_done = 0
 
-    def __init__(self, template, fingerprint: str):
+    def __init__(self, template, fingerprint: str, span: np.ndarray):
         from .._va_space import VAGrid
 
         self.template, self.grid = template, VAGrid(10)
         self.path = "default synthetic gallery (in memory)"
         self.manifest = dict(fingerprint=fingerprint)
-        n = template.num_vertices
-        self._sums = np.zeros((self.grid.num_bins, n, 3), np.float64)
-        self._norms = np.zeros(self.grid.num_bins, np.float64)
-        self._counts = np.zeros(self.grid.num_bins, np.int64)
+        self._span = span.astype(np.float32)  # [r, 3n], orthonormal rows
+        self._coords: list[np.ndarray] = []
+        self._bins: list[np.ndarray] = []
         self._va: list[np.ndarray] = []
         self.num_frames = self.num_sequences = 0
+
+    @classmethod
+    def for_model(cls, model) -> Callable:
+        """A ``writer`` for :func:`vafx.synthesize_gallery` of ``model``'s expressions."""
+
+        def make(template, fingerprint):
+            ids = template.vertex_ids
+            basis = np.asarray(model.expression_basis, np.float64)
+            basis = (basis if ids is None else basis[:, ids]).reshape(len(basis), -1)
+            _, s, vt = np.linalg.svd(basis, full_matrices=False)
+            span = vt[s > s.max() * 1e-6]
+            return cls(template, fingerprint, span)
+
+        return make
 
     def __enter__(self):
         return self
@@ -158,31 +182,38 @@ class _BinMeans:
 
     def add(self, seq) -> None:
         frames = np.asarray(seq.frames, np.float32)
-        deltas = frames - np.asarray(seq.neutral, np.float32)
+        deltas = (frames - np.asarray(seq.neutral, np.float32)).reshape(len(frames), -1)
+        coords = deltas @ self._span.T
+        # the sequence's largest frame must come back from its coordinates (a cheap check
+        # that the gallery is made of the model's expression shapes)
+        i = int(np.argmax(np.abs(deltas).max(axis=1)))
+        off = float(np.abs(coords[i].astype(np.float64) @ self._span - deltas[i]).max())
+        size = float(np.abs(deltas[i]).max())
+        if off > 1e-4 * size + 1e-6:
+            raise ValueError(
+                f"sequence {seq.subject}/{seq.name}: its deformations leave the model's "
+                f"expression span (by {off:.3g}, of {size:.3g}); only a gallery made of the "
+                "model's own expression shapes can be kept this way"
+            )
         va = np.asarray(seq.va, np.float32).reshape(-1, 2)
-        bins = np.asarray(self.grid.bin_index(va)).reshape(-1)
-        for b in np.unique(bins):
-            self._sums[b] += deltas[bins == b].sum(axis=0, dtype=np.float64)
-            rows = deltas[bins == b].reshape(int((bins == b).sum()), -1).astype(np.float64)
-            self._norms[b] += np.linalg.norm(rows, axis=1).sum()
-        self._counts += np.bincount(bins, minlength=self.grid.num_bins)
+        self._coords.append(coords)
+        self._bins.append(np.asarray(self.grid.bin_index(va)).reshape(-1))
         self._va.append(va)
         self.num_frames += len(frames)
         self.num_sequences += 1
 
     def counts(self) -> np.ndarray:
-        return self._counts.copy()
+        return np.bincount(np.concatenate(self._bins), minlength=self.grid.num_bins)
 
     def medians(self) -> np.ndarray:
         return np.asarray(self.grid.medians(np.concatenate(self._va))).reshape(-1, 2)
 
     def bin_deltas(self, b: int) -> np.ndarray:
-        """Bin ``b``'s mean as float32[1, n, 3]: all that ``fit_bins(splocs=False)`` takes of it."""
-        return (self._sums[b] / max(self._counts[b], 1)).astype(np.float32)[None]
-
-    def bin_mean_norm(self, b: int) -> float:
-        """The mean size (Euclidean norm) of bin ``b``'s frames' deltas (``fit_bins`` magnitude)."""
-        return float(self._norms[b] / max(self._counts[b], 1))
+        """float32[m, n, 3]: bin ``b``'s deformations, from their coordinates."""
+        if len(self._coords) > 1:  # once, after the last sequence
+            self._coords, self._bins = [np.concatenate(self._coords)], [np.concatenate(self._bins)]
+        rows = self._coords[0][self._bins[0] == b]
+        return (rows @ self._span).reshape(len(rows), -1, 3)
 
 
 def _log(msg: str) -> None:
@@ -202,9 +233,9 @@ def default_bin_models(
         model: a :class:`vafx.MorphableModel`, or a model name or path for
             :func:`vafx.load_model`.
         splocs: also the bins' SPLOCS blendshapes (for sampling a bin; minutes
-            to build on first use). Without, the bins' means and labels (all
-            that synthesis from bin means needs; about 40 s on first use on a
-            2-core CPU).
+            to build on first use). Without, the bins' expressions and labels
+            (all that synthesis from bin expressions needs; about 12 s on first
+            use on a 2-core CPU).
         report: called with a line of text for each step of a build (or the
             wait for another process's build); default: the "vafx" logger.
         progress: called with (sequences done, total) while the gallery is
@@ -241,9 +272,10 @@ def default_bin_models(
                     g = synthesize_gallery(gallery_dir, model, cfg, progress=progress)
             else:  # the means need only sums per bin
                 g = synthesize_gallery(gallery_dir, model, cfg, progress=progress,
-                                       writer=_BinMeans)  # fmt: skip
+                                       writer=_BinMeans.for_model(model))  # fmt: skip
             say(f"{g.num_frames} frames in {g.num_sequences} sequences; fitting the bins")
             models = fit_bins(g, min_frames=MIN_FRAMES, splocs=splocs, magnitude=MAGNITUDE,
+                              expression=EXPRESSION, size_quantile=SIZE_QUANTILE,
                               progress=progress if splocs else None)  # fmt: skip
             models.meta["gallery"] = f"default synthetic gallery of {model.name} (not kept)"
             models.meta["default"] = _settings(model, splocs)
