@@ -103,23 +103,3 @@ def test_mesh_pieces_equal_scipys_connected_components(n, tris):
 
     faces = np.array([[a % n, b % n, c % n] for a, b, c in tris], np.int64)
     np.testing.assert_array_equal(_pieces(faces, n), _reference_pieces(faces, n))
-
-
-def test_mouth_followers_are_the_k_d_trees_and_cached(cache, ict_model):
-    from scipy.spatial import cKDTree
-
-    from vafx._expression import _deformation
-
-    mean = np.ascontiguousarray(np.asarray(ict_model.mean, np.float32))
-    region = np.asarray(ict_model.regions["face"], np.int64)
-    mouth = np.asarray(ict_model.regions["teeth"], np.int64)
-    args = ("t", mean.tobytes(), region.tobytes(), mouth.tobytes())
-    _deformation._mouth_followers.cache_clear()
-    m, src = _deformation._mouth_followers(*args)
-    _, want = cKDTree(mean[region]).query(mean[mouth])
-    np.testing.assert_array_equal(m, mouth)
-    np.testing.assert_array_equal(src, region[want])
-    assert len(list(cache.glob("mouth-followers-*"))) == 1
-    _deformation._mouth_followers.cache_clear()
-    m2, src2 = _deformation._mouth_followers(*args)  # from the cache
-    np.testing.assert_array_equal(src2, src)

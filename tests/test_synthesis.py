@@ -147,6 +147,34 @@ def test_topology_mismatch_is_a_clear_error(ict_model, tiny_model, tmp_path):
         vafx.full_deformation(ict_model, tiny_bins, tiny_bins.means[0])
 
 
+def test_mouth_interior_moves_as_the_models_own_shapes(ict_model, setup):
+    """The teeth, tongue and mouth socket move as the ICT model's shapes move them for the
+    template deformation's blend: a jaw drop carries the lower teeth and tongue down, the
+    upper teeth stay with the skull, and a smile (lips only) leaves every tooth in place."""
+    models = setup[0]
+    names = list(ict_model.expression_names)
+    basis = np.asarray(ict_model.expression_basis, np.float64)
+    ids = models.vertex_ids
+    teeth = np.asarray(ict_model.regions["teeth"])
+    tongue = np.setdiff1d(np.asarray(ict_model.regions["gums_tongue"]), ids)
+    w = np.zeros(len(names))
+    w[names.index("jawOpen")], w[names.index("mouthSmile_L")] = 0.5, 0.8
+    blend = np.einsum("k,knc->nc", w, basis)
+    d = vafx.full_deformation(ict_model, models, blend[ids].astype(np.float32))
+    np.testing.assert_array_equal(d[ids], blend[ids].astype(np.float32))
+    np.testing.assert_allclose(d[teeth], blend[teeth], atol=2e-3)  # cm; the shapes reach 4
+    np.testing.assert_allclose(d[tongue], blend[tongue], atol=2e-3)
+    drop = np.linalg.norm(d[teeth], axis=1)
+    assert np.quantile(drop, 0.9) > 1.0 and np.quantile(drop, 0.1) < 0.05  # lower down, upper not
+    eyes = np.asarray(ict_model.regions["eyeball_left"])
+    assert not d[eyes].any()
+    smile = np.zeros(len(names))
+    smile[names.index("mouthSmile_L")] = smile[names.index("mouthSmile_R")] = 1.0
+    d = vafx.full_deformation(ict_model, models,
+                              np.einsum("k,knc->nc", smile, basis)[ids].astype(np.float32))  # fmt: skip
+    assert np.abs(d[teeth]).max() < 2e-3  # the lips move, the teeth do not
+
+
 @pytest.mark.slow  # 20-25 s: a subprocess's compile, or dlib (fast subset < 3 min)
 def test_cli_synthesize(ict_dir, ict_model, setup, tmp_path):
     import subprocess

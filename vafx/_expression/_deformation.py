@@ -4,18 +4,16 @@ The bin models live on the gallery's template (e.g. the ICT face region); the
 face is fitted with the full morphable model. Their topologies must agree: the
 template's vertex ids index the model, and its digest must match the model's
 region (a mismatch is an error). Mouth-interior vertices (teeth, gums, mouth
-socket), which the face region leaves out, follow the nearest face-region
-vertex, so the teeth move with the jaw.
+socket), which the face region leaves out, move as the model's own expression
+shapes move them (:func:`full_deformation`), so the teeth move with the jaw and
+only with it.
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from .._errors import VafxError
-from .._io._derived import derived_arrays
 from .._model._morphable import MorphableModel
 from .._va_space import validate_va
 from ._bins import BinModels, bin_expression
@@ -52,47 +50,66 @@ def _check_topology(model: MorphableModel, models: BinModels) -> np.ndarray:
     return ids
 
 
-@functools.lru_cache(maxsize=8)
-def _mouth_followers(key, mean_bytes, region_ids_bytes, mouth_ids_bytes):
-    """(mouth ids, their nearest region vertex in the mean shape), kept in vafx's cache."""
-    from importlib.metadata import version
+#: id(model) -> (model, template ids, mouth ids, :func:`_interior_solve`'s factors), per
+#: model object as the renderer's meshes
+_INTERIOR: dict = {}
 
-    def compute():
-        from scipy.spatial import cKDTree  # 0.3 s to import: only when not in the cache
 
-        mean = np.frombuffer(mean_bytes, np.float32).reshape(-1, 3)
-        region = np.frombuffer(region_ids_bytes, np.int64)
-        mouth = np.frombuffer(mouth_ids_bytes, np.int64)
-        _, nearest = cKDTree(mean[region]).query(mean[mouth])
-        return dict(mouth=mouth, source=region[nearest])
+def _interior_solve(
+    model: MorphableModel, ids: np.ndarray, mouth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth interior's offsets from the template's, through the expression shapes.
 
-    # scipy's version in the key: its k-d tree picks among equally near vertices (the lips
-    # meet at rest), and another release might pick another
-    inputs = b"|".join([mean_bytes, region_ids_bytes, mouth_ids_bytes,
-                        version("scipy").encode(), b"1"])  # fmt: skip
-    got = derived_arrays("mouth-followers", inputs, compute)
-    return np.asarray(got["mouth"]), np.asarray(got["source"])
+    A template deformation d is written as the blend of the model's expression
+    shapes nearest to it on the template (least squares, w = pinv(E_t) d), and
+    the interior moves as that blend moves it: E_mouth pinv(E_t) d, kept as two
+    factors (float32[3 m, r] and float32[r, 3 n_t], r the shapes the template
+    tells apart) so that it costs 2 r (m + n_t) operations a deformation.
+    """
+    hit = _INTERIOR.get(id(model))
+    if (
+        hit is not None
+        and hit[0] is model
+        and np.array_equal(hit[1], ids)
+        and np.array_equal(hit[2], mouth)
+    ):
+        return hit[3]
+    basis = np.asarray(model.expression_basis, np.float64)  # [K, n, 3]
+    region = basis[:, ids].reshape(len(basis), -1).T  # [3 n_t, K]
+    inner = basis[:, mouth].reshape(len(basis), -1).T  # [3 m, K]
+    u, s, vt = np.linalg.svd(region, full_matrices=False)
+    keep = s > s.max(initial=0.0) * 1e-6
+    factors = (
+        ((inner @ vt[keep].T) / s[keep]).astype(np.float32),  # E_mouth V S^-1
+        np.ascontiguousarray(u[:, keep].T, np.float32),  # U^T
+    )
+    if len(_INTERIOR) > 4:
+        _INTERIOR.clear()
+    _INTERIOR[id(model)] = (model, ids.copy(), mouth.copy(), factors)
+    return factors
 
 
 def full_deformation(model: MorphableModel, models: BinModels, region_deformation) -> np.ndarray:
     """Carry a template deformation float[n_t, 3] onto the whole model: float[n, 3].
 
-    Template vertices take their own offsets; mouth-interior vertices take the
-    offset of the nearest template vertex (in the mean shape); the rest stay.
+    Template vertices take their own offsets. Mouth-interior vertices (teeth,
+    gums and tongue, mouth socket), which the template leaves out, move as the
+    model's own expression shapes move them for the blend of those shapes
+    nearest to the deformation on the template (least squares): in the ICT
+    model only the jaw's shapes move the teeth, so the upper teeth stay with
+    the skull, the lower teeth and tongue drop with the jaw as one piece, and
+    a smile or a stretch of the lips leaves the teeth where they are. The
+    rest (eyes, head) stays.
     """
     ids = _check_topology(model, models)
     d = np.zeros((model.mean.shape[0], 3), np.float32)
     d[ids] = region_deformation
     mouth = [np.asarray(model.regions[k]) for k in MOUTH_REGIONS if k in model.regions]
     if mouth and len(ids) < model.mean.shape[0]:
-        mean = np.ascontiguousarray(np.asarray(model.mean, np.float32))
-        m_ids, src = _mouth_followers(
-            (model.name, mean.shape[0]),
-            mean.tobytes(),
-            np.asarray(ids, np.int64).tobytes(),
-            np.concatenate(mouth).astype(np.int64).tobytes(),
-        )
-        d[m_ids] = d[src]
+        mouth = np.setdiff1d(np.concatenate(mouth), ids)
+        shapes, solve = _interior_solve(model, np.asarray(ids), mouth)
+        w = solve @ np.asarray(region_deformation, np.float32).reshape(-1)
+        d[mouth] = (shapes @ w).reshape(-1, 3)
     return d
 
 

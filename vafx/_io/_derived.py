@@ -1,8 +1,7 @@
 """Arrays computed once from their inputs and kept in vafx's cache, memory-mapped on reading.
 
-A fresh process pays for what it derives from a model before its first image: decompressing
-the ICT model's npz (0.4 s on a 2-core CPU), and the mouth-interior vertices' nearest face
-vertices (importing scipy.spatial alone costs 0.3 s). :func:`derived_arrays` keeps such
+A fresh process pays for what it derives from a model before its first image, such as
+decompressing the ICT model's npz (0.4 s on a 2-core CPU). :func:`derived_arrays` keeps such
 arrays as ``.npy`` files in ``<cache>/derived/<kind>-<digest>/`` and maps them back.
 
 The digest is of everything the arrays are computed from (the caller's ``key``: the
