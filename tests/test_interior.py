@@ -110,6 +110,35 @@ def test_interior_follows_the_photo_and_darkens_into_the_cavity():
     assert own[0, 0] / own[0, 2] > 1.2 > out[0, 0] / out[0, 2]
 
 
+def test_recessed_teeth_take_the_linings_hue_and_shade():
+    """A tooth 3 cm behind the front one (a side tooth, seen in the buccal corridor) is
+    darker and redder than the front tooth, by DEEP_TINT of its occlusion toward the
+    socket's hue; on a greyscale photo it stays grey."""
+    from vafx._render._interior import ALBEDO, DEEP_TINT, _match
+
+    kind = jnp.asarray([TEETH, TEETH], jnp.int32)
+    normals = jnp.asarray([[0, 0, 1], [0, 0, 1]], jnp.float32)
+    view, lighting = jnp.asarray([0.0, 0.0, 1.0]), jnp.zeros((3, 9)).at[:, 0].set(1.0)
+
+    def colours(skin):
+        return np.asarray(interior_colours(kind, normals, jnp.asarray([0.0, 3.0]), jnp.arange(2),
+                                           jnp.asarray(2.0), view, lighting,
+                                           jnp.asarray(skin, jnp.float32),
+                                           (jnp.zeros(3), jnp.asarray(False))))  # fmt: skip
+
+    skin = np.array([0.78, 0.58, 0.48], np.float32)
+    front, side = colours(skin)
+    luma = np.array([0.299, 0.587, 0.114])
+    assert side @ luma < 0.7 * (front @ luma)  # in shadow
+    hue = np.asarray(_match(jnp.asarray(ALBEDO[3], jnp.float32), jnp.asarray(skin)))
+    chroma = lambda c: c / (c @ luma)  # noqa: E731
+    t = DEEP_TINT * (1 - np.exp(-3.0 / 2.0))
+    np.testing.assert_allclose(chroma(side), (1 - t) * chroma(front) + t * chroma(hue), rtol=1e-4)
+    assert side[0] / side[2] > 1.3 * front[0] / front[2]  # redder
+    grey = colours([0.5, 0.5, 0.5])
+    np.testing.assert_allclose(grey[:, 0], grey[:, 2], atol=1e-6)
+
+
 def test_soften_mixes_the_edge_and_keeps_the_inside():
     c = np.zeros((9, 9, 3), np.float32)
     m = np.zeros((9, 9), bool)

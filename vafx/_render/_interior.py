@@ -63,6 +63,9 @@ LIP_SHADOW_FLOOR = 0.35
 #: How far the lips' deepest shadow moves the interior's hue toward the corridor's
 #: (:func:`corridor_tint`).
 CORRIDOR_MIX = 1.0
+#: How far a tooth's colour moves toward the socket's hue where its occlusion is full
+#: (:func:`interior_colours`: inter-reflection from the mouth's lining).
+DEEP_TINT = 0.6
 #: How much the seam between two teeth darkens them (:func:`tooth_seams`).
 TOOTH_SEAM = 0.3
 #: Fewest pixels of the photo's mouth outline that count as showing teeth.
@@ -199,7 +202,7 @@ def interior_colours(
     col = jnp.where((kind == SOCKET)[:, None], lining, col)
     # the gums between and above the teeth lie recessed behind them: shadowed like the
     # socket's lining (lit, they read as red drips between pale teeth)
-    occlusion = jnp.where(kind == TEETH, 0.5 + 0.5 * deep, 0.25 + 0.5 * deep)
+    occlusion = jnp.where(kind == TEETH, 0.3 + 0.7 * deep, 0.25 + 0.5 * deep)
     # a soft highlight on the teeth: Blinn-Phong toward the light's main direction
     d = grey[1:4]
     light = d / jnp.maximum(jnp.linalg.norm(d), 1e-6)
@@ -208,6 +211,13 @@ def interior_colours(
     spec = 0.12 * jnp.clip(normals @ half, 0.0, 1.0) ** 24 * deep
     teeth_l = jnp.max(jnp.where(is_teeth, col, 0.0), axis=0, keepdims=True)
     out = col * (diffuse * occlusion)[:, None] + jnp.where(is_teeth, spec[:, None] * teeth_l, 0.0)
+    # light reaches the recessed teeth (the side teeth, the lower row behind a dropped lip)
+    # mostly after bouncing off the mouth's red lining: the deeper a tooth lies behind the
+    # front, the more it takes the socket's hue, at its own luma (grey on a grey photo)
+    luma = jnp.asarray(LUMA, out.dtype)
+    hue = albedo[SOCKET]
+    tinted = hue[None, :] * ((out @ luma) / jnp.maximum(hue @ luma, 1e-3))[:, None]
+    out = jnp.where(is_teeth, out + (DEEP_TINT * (1.0 - deep))[:, None] * (tinted - out), out)
     return jnp.where((kind != NONE)[:, None], out, 0.0)
 
 
