@@ -107,3 +107,22 @@ def test_cli_bins_fit_and_info(tmp_path, gallery):
         cwd=tmp_path,
     )
     assert r.returncode == 0 and "3 components" in r.stdout
+
+
+def test_cli_bins_fit_median_at_a_magnitude(tmp_path, gallery, capsys):
+    """`vafx bins fit --means-only --expression median --magnitude 2 --size-quantile 0.75`
+    writes what fit_bins makes with those settings; a bad setting is a one-line error."""
+    from vafx._cli import main
+
+    out = tmp_path / "m.npz"
+    assert main(["bins", "fit", str(gallery.path), "-o", str(out), "--means-only",
+                 "--expression", "median", "--magnitude", "2", "--size-quantile", "0.75"]) == 0  # fmt: skip
+    got = vafx.load_bin_models(out)
+    want = vafx.fit_bins(gallery, splocs=False, expression="median", magnitude=2.0,
+                         size_quantile=0.75)  # fmt: skip
+    np.testing.assert_array_equal(got.means, want.means)
+    assert got.meta["expression"] == "median" and got.meta["size_quantile"] == 0.75
+    capsys.readouterr()
+    assert main(["bins", "fit", str(gallery.path), "-o", str(out), "--means-only",
+                 "--magnitude", "0.5"]) != 0  # fmt: skip
+    assert "magnitude: None or a factor >= 1" in capsys.readouterr().err

@@ -84,11 +84,11 @@ def test_a_second_builder_waits_for_the_first(tmp_path):
 @pytest.mark.parametrize("region", [None, "face"])
 def test_in_memory_bins_equal_the_stored_gallery(tiny_model, tmp_path, region):
     """The default build's in-memory bins are fit_bins(splocs=False) of the stored gallery,
-    means and medians, on the whole mesh and on a region (fewer coordinates than shapes)."""
+    means and medians, on the whole mesh and on a region."""
     cfg = vafx.SynthConfig(subjects=3, frames=5, region=region)
     g = vafx.synthesize_gallery(tmp_path / "g", tiny_model, cfg)
     acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg,
-                                  writer=_defaults._BinMeans.for_model(tiny_model))  # fmt: skip
+                                  writer=_defaults._BinMeans)  # fmt: skip
     assert not (tmp_path / "unused").exists()
     assert acc.num_frames == g.counts().sum()
     for how in ("mean", "median"):
@@ -102,29 +102,21 @@ def test_in_memory_bins_equal_the_stored_gallery(tiny_model, tmp_path, region):
             np.testing.assert_allclose(acc.bin_deltas(int(b)), g.bin_deltas(int(b)), atol=1e-5)
 
 
-def test_in_memory_bins_refuse_frames_outside_the_expression_span(tiny_model, tmp_path):
-    """A sequence that is not a blend of the model's expression shapes is refused by name
-    (its coordinates in their span could not give it back)."""
-    from vafx._gallery._store import SequenceData
+def test_in_memory_bins_take_blends_of_one_set_of_shapes(tiny_model):
+    """The in-memory gallery keeps blend weights: meshes, or blends of other shapes than
+    the first sequence's, are refused by name, not mixed in."""
     from vafx._model._template import template_from_model
 
-    t = template_from_model(tiny_model, "face")
-    acc = _defaults._BinMeans.for_model(tiny_model)(t, "test")
-    n = t.num_vertices
-    neutral = np.asarray(tiny_model.mean, np.float32)[t.vertex_ids]
-    shape = np.asarray(tiny_model.expression_basis, np.float32)[4][t.vertex_ids]
-    va = np.full((2, 2), 0.5, np.float32)
-
-    def seq(frames):
-        return SequenceData("s0", "odd", neutral, frames, va, ["x", "x"], np.arange(1, 3),
-                            (0.0, 0.0), 0, np.ones(2, np.float32))  # fmt: skip
-
-    acc.add(seq(neutral + np.stack([0.3 * shape, shape])))  # in the span: kept
-    assert acc.num_frames == 2
-    # the region: 21 vertices, 63 coordinates, 53 shapes; a random direction leaves the span
-    odd = np.random.default_rng(0).normal(0, 1, (n, 3)).astype(np.float32)
-    with pytest.raises(ValueError, match="s0/odd: its deformations leave the model's expression"):
-        acc.add(seq(neutral + np.stack([shape, shape + odd])))
+    acc = _defaults._BinMeans(template_from_model(tiny_model, None), "test")
+    shapes = np.ones((2, 6), np.float32)
+    va = np.full((3, 2), 0.5, np.float32)
+    acc.add_blend("s0", "a", np.ones((3, 2), np.float32), shapes, va)
+    acc.add_blend("s0", "b", np.ones((3, 2), np.float32), shapes.copy(), va)
+    assert acc.num_frames == 6 and acc.counts().sum() == 6
+    with pytest.raises(ValueError, match="s0/c: blends of other shapes"):
+        acc.add_blend("s0", "c", np.ones((3, 2), np.float32), 2 * shapes, va)
+    with pytest.raises(TypeError, match="takes blends"):
+        acc.add(None)
 
 
 def _stub_gallery(template, bins: dict):
@@ -162,7 +154,7 @@ def test_median_expression_keeps_what_most_frames_do(tiny_model):
     t = template_from_model(tiny_model, None)
     rng = np.random.default_rng(1)
     up = rng.normal(0, 1, (t.num_vertices, 3)).astype(np.float32)
-    other = rng.normal(0, 1, (7, t.num_vertices, 3)).astype(np.float32)
+    other = rng.normal(0, 1, (8, t.num_vertices, 3)).astype(np.float32)  # even: two middles
     g = _stub_gallery(t, {45: np.stack([up, up, up, -up, -up]), 12: other})
     mean = vafx.fit_bins(g, splocs=False)
     med = vafx.fit_bins(g, splocs=False, expression="median")
@@ -193,7 +185,7 @@ def test_bin_means_at_their_frames_magnitude(tiny_model, tmp_path):
     np.testing.assert_array_equal(big.labels, plain.labels)
     assert big.meta["magnitude"] == 1.5 and plain.meta["magnitude"] is None
     acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg,
-                                  writer=_defaults._BinMeans.for_model(tiny_model))  # fmt: skip
+                                  writer=_defaults._BinMeans)  # fmt: skip
     mem = vafx.fit_bins(acc, splocs=False, magnitude=1.5)
     np.testing.assert_allclose(mem.means, big.means, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="magnitude: None or a factor >= 1"):

