@@ -119,6 +119,29 @@ def test_motion_is_carried_past_the_outline(ict_model, astronaut_fit):
     assert np.isfinite(r.motion).all() and r.motion[moved].max() < 2 * r.motion[r.coverage].max()
 
 
+def test_only_teeth_carry_the_photos_mouth_pixels(ict_model, astronaut_fit):
+    """The astronaut shows her teeth; her jaw dropped, no socket or tongue point carries
+    her photo's pixels to a new place (they carried her teeth: a pale rim inside the
+    opening). With the teeth left out of the model, every interior pixel taken from the
+    photo lies where its point was (under half a pixel of motion)."""
+    import dataclasses
+
+    img, fit = astronaut_fit
+    d = _jaw_open(ict_model, fit)
+    regions = {k: v for k, v in ict_model.regions.items() if k != "teeth"}
+    toothless = dataclasses.replace(ict_model, regions=regions)
+    r = render_face(img, toothless, fit, d)
+    never = render_face(img, toothless, fit, d, reuse_teeth=False)
+    assert (never.source == MOUTH).sum() > 200
+    taken = (never.source == MOUTH) & (r.source == PHOTO)
+    assert (r.motion[taken] < 0.5).all(), np.sort(r.motion[taken])[-5:]
+    # and the teeth still do: the full model takes the photo's teeth where they moved
+    full = render_face(img, ict_model, fit, d)
+    moved = (full.source == PHOTO) & (render_face(img, ict_model, fit, d, reuse_teeth=False)
+                                      .source == MOUTH) & (full.motion > 1.0)  # fmt: skip
+    assert moved.sum() > 20
+
+
 def test_a_toothless_opening_gives_the_teeth_none_of_its_pixels(ict_model, astronaut_fit):
     """The photo's parted lips show a dark opening (no teeth found): its pixels are not
     taken for teeth, which are synthesized as if the photo showed nothing."""

@@ -359,7 +359,14 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
     # where it shows teeth: a closed mouth's outline is the dark line between the lips
     # (on grace_hopper in grey, the fitted mouth's teeth passed the depth test there
     # and took that line's pixels: dark blocks beside the synthesized front teeth)
-    seen = seen & (~inner | (_lookup(canvas.mouth, uvz0, h, w) & canvas.teeth[1]))
+    # and of the interior only what has not moved (the teeth are taken below, as rigid
+    # pieces): where the fitted mouth leaves the socket or the tongue in view inside an
+    # outline that shows teeth (the fit's lips never match the photo's exactly), their
+    # points carried the photo's teeth along as the jaw dropped: a pale rim inside every
+    # opened mouth on the astronaut
+    pix = jnp.stack(jnp.meshgrid(jnp.arange(w), jnp.arange(h)), -1).astype(photo.dtype)
+    still = jnp.sum((uvz0[..., :2] - pix) ** 2, axis=-1) < 0.25  # under half a pixel
+    seen = seen & (~inner | (still & _lookup(canvas.mouth, uvz0, h, w) & canvas.teeth[1]))
     if reuse_teeth:
         # where the photo shows its mouth interior, a tooth's surface point takes the
         # photo's pixel (teeth move rigidly with the skull and the jaw); not the tongue
@@ -372,7 +379,6 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
     else:  # the photo's interior is taken as never seen (the interior benchmark)
         seen = seen & ~inner
     mouth = inner & ~seen
-    pix = jnp.stack(jnp.meshgrid(jnp.arange(w), jnp.arange(h)), -1).astype(photo.dtype)
     disp = jnp.where(cover[..., None], uvz0[..., :2] - pix, 0.0)
     if warp:  # the motion carried into the neck, hair and background around the face
         disp = extend_motion(disp, cover, corner)
