@@ -88,7 +88,7 @@ def test_in_memory_bins_equal_the_stored_gallery(tiny_model, tmp_path, region):
     cfg = vafx.SynthConfig(subjects=3, frames=5, region=region)
     g = vafx.synthesize_gallery(tmp_path / "g", tiny_model, cfg)
     acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg,
-                                  writer=_defaults._BinMeans)  # fmt: skip
+                                  writer=_defaults._InMemoryGallery)  # fmt: skip
     assert not (tmp_path / "unused").exists()
     assert acc.num_frames == g.counts().sum()
     for how in ("mean", "median"):
@@ -107,7 +107,7 @@ def test_in_memory_bins_take_blends_of_one_set_of_shapes(tiny_model):
     the first sequence's, are refused by name, not mixed in."""
     from vafx._model._template import template_from_model
 
-    acc = _defaults._BinMeans(template_from_model(tiny_model, None), "test")
+    acc = _defaults._InMemoryGallery(template_from_model(tiny_model, None), "test")
     shapes = np.ones((2, 6), np.float32)
     va = np.full((3, 2), 0.5, np.float32)
     acc.add_blend("s0", "a", np.ones((3, 2), np.float32), shapes, va)
@@ -185,7 +185,7 @@ def test_bin_means_at_their_frames_magnitude(tiny_model, tmp_path):
     np.testing.assert_array_equal(big.labels, plain.labels)
     assert big.meta["magnitude"] == 1.5 and plain.meta["magnitude"] is None
     acc = vafx.synthesize_gallery(tmp_path / "unused", tiny_model, cfg,
-                                  writer=_defaults._BinMeans)  # fmt: skip
+                                  writer=_defaults._InMemoryGallery)  # fmt: skip
     mem = vafx.fit_bins(acc, splocs=False, magnitude=1.5)
     np.testing.assert_allclose(mem.means, big.means, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="magnitude: None or a factor >= 1"):

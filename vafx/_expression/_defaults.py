@@ -5,10 +5,10 @@
 the default synthetic gallery (:class:`vafx.SynthConfig` defaults: 20
 subjects, 42 prototypes, 20,160 frames; docs/gallery.md) as blend weights of
 the model's expression shapes (the frames themselves, 2.3 GB for ICT, are never
-made), computes every bin's expression (the per-coordinate
-median of its frames at the size of its stronger frames: ``EXPRESSION``,
-``SIZE_QUANTILE``, ``MAGNITUDE``) and median label, and saves them. The bins' SPLOCS blendshapes, needed only to
-*sample* a bin (``--sample``), need every frame: the gallery is stored in a
+made), computes every bin's expression (the per-coordinate median of its frames
+at the size of its stronger frames: ``EXPRESSION``, ``SIZE_QUANTILE``,
+``MAGNITUDE``) and median label, and saves them. The bins' SPLOCS blendshapes,
+needed only to *sample* a bin (``--sample``), need every frame: the gallery is stored in a
 temporary folder of the cache, fitted and deleted, when first asked for, and
 takes minutes where the means take seconds.
 
@@ -125,7 +125,7 @@ def _locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
         fh.close()
 
 
-class _BinMeans:
+class _InMemoryGallery:
     """What :func:`vafx.synthesize_gallery` writes into when the frames need not be stored.
 
     A synthetic gallery's deformations (frame minus its sequence's neutral)
@@ -215,7 +215,7 @@ def default_bin_models(
             :func:`vafx.load_model`.
         splocs: also the bins' SPLOCS blendshapes (for sampling a bin; minutes
             to build on first use). Without, the bins' expressions and labels
-            (all that synthesis from bin expressions needs; about 12 s on first
+            (all that synthesis from bin expressions needs; about 8 s on first
             use on a 2-core CPU).
         report: called with a line of text for each step of a build (or the
             wait for another process's build); default: the "vafx" logger.
@@ -253,7 +253,7 @@ def default_bin_models(
                     g = synthesize_gallery(gallery_dir, model, cfg, progress=progress)
             else:  # the means need only sums per bin
                 g = synthesize_gallery(gallery_dir, model, cfg, progress=progress,
-                                       writer=_BinMeans)  # fmt: skip
+                                       writer=_InMemoryGallery)  # fmt: skip
             say(f"{g.num_frames} frames in {g.num_sequences} sequences; fitting the bins")
             models = fit_bins(g, min_frames=MIN_FRAMES, splocs=splocs, magnitude=MAGNITUDE,
                               expression=EXPRESSION, size_quantile=SIZE_QUANTILE,
