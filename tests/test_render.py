@@ -119,6 +119,7 @@ def test_motion_is_carried_past_the_outline(ict_model, astronaut_fit):
     assert np.isfinite(r.motion).all() and r.motion[moved].max() < 2 * r.motion[r.coverage].max()
 
 
+@pytest.mark.slow  # 27 s: two meshes' renders compiled (fast subset < 3 min)
 def test_only_teeth_carry_the_photos_mouth_pixels(ict_model, astronaut_fit):
     """The astronaut shows her teeth; her jaw dropped, no socket or tongue point carries
     her photo's pixels to a new place (they carried her teeth: a pale rim inside the
