@@ -214,11 +214,16 @@ def interior_colours(
     # light reaches the recessed teeth (the side teeth, the lower row behind a dropped lip)
     # mostly after bouncing off the mouth's red lining: the deeper a tooth lies behind the
     # front, the more it takes the socket's hue, at its own luma (grey on a grey photo)
-    luma = jnp.asarray(LUMA, out.dtype)
-    hue = albedo[SOCKET]
-    tinted = hue[None, :] * ((out @ luma) / jnp.maximum(hue @ luma, 1e-3))[:, None]
+    tinted = _hue_at_luma(albedo[SOCKET], out)
     out = jnp.where(is_teeth, out + (DEEP_TINT * (1.0 - deep))[:, None] * (tinted - out), out)
     return jnp.where((kind != NONE)[:, None], out, 0.0)
+
+
+def _hue_at_luma(hue: jax.Array, colour: jax.Array) -> jax.Array:
+    """float[..., 3]: the colour ``hue`` float[3] at the luma of each ``colour`` float[..., 3]."""
+    luma = jnp.asarray(LUMA, colour.dtype)
+    scale = (colour @ luma) / jnp.maximum(hue @ luma, 1e-3)
+    return scale[..., None] * jnp.broadcast_to(hue, colour.shape)
 
 
 def corridor_tint(colour: jax.Array, shadow: jax.Array, skin: jax.Array) -> jax.Array:
@@ -233,9 +238,7 @@ def corridor_tint(colour: jax.Array, shadow: jax.Array, skin: jax.Array) -> jax.
     halfway to :data:`LIP_SHADOW_FLOOR` down, proportionally above. A greyscale
     photo's socket is grey: nothing changes there.
     """
-    hue = _match(jnp.asarray(ALBEDO[SOCKET], colour.dtype), skin)
-    luma = jnp.asarray(LUMA, colour.dtype)
-    tinted = hue[None, None, :] * ((colour @ luma) / jnp.maximum(hue @ luma, 1e-3))[..., None]
+    tinted = _hue_at_luma(_match(jnp.asarray(ALBEDO[SOCKET], colour.dtype), skin), colour)
     toward = CORRIDOR_MIX * jnp.clip(2.0 * (1.0 - shadow) / (1.0 - LIP_SHADOW_FLOOR), 0.0, 1.0)
     return colour + toward[..., None] * (tinted - colour)
 
