@@ -150,3 +150,78 @@ def test_every_category_renders_both_ways(ict_model, bins):
         assert (changed > 0.002).all()  # every category changes the face
         proto = res.images[0, 1::2]
         assert len({p.tobytes() for p in proto}) == len(vafx.emotions())  # all distinct
+
+
+def _inner_brow_height(model, w):
+    """Mean height (model units) the weights give the three inner points of each brow."""
+    lm = np.asarray(model.landmarks)
+    inner = lm[[19, 20, 21, 22, 23, 24]]  # iBUG 20-22 and 23-25 counted from 1
+    d = np.tensordot(np.asarray(w) * np.asarray(model.expression_std), model.expression_basis, 1)
+    return float(np.mean(d[inner, 1]))
+
+
+def test_inner_brows_of_1_plus_4_stay_as_high_as_au_1_alone(ict_model):
+    """FACS's 1+4 raises the inner brow corners; ARKit's plain sum nearly levelled them."""
+    from vafx._gallery._facs import COMBINATIONS
+
+    alone = _inner_brow_height(ict_model, au_weights(ict_model, {1: 1.0}))
+    both = _inner_brow_height(ict_model, au_weights(ict_model, {1: 1.0, 4: 1.0}))
+    names = list(ict_model.expression_names)
+    plain = np.zeros(len(names))
+    for s in ("_L", "_R"):
+        plain[names.index("browInnerUp" + s)] = plain[names.index("browDown" + s)] = 1.0
+    summed = _inner_brow_height(ict_model, plain)
+    assert alone > 0.3 and summed < 0.4 * alone  # what the combination is there for
+    assert both == pytest.approx(alone, rel=0.05)
+    # the table's 0.7 is the shapes' own ratio of inner-brow motion
+    down = np.where([n.startswith("browDown") for n in names], 1.0, 0.0)
+    up = np.where([n.startswith("browInnerUp") for n in names], 1.0, 0.0)
+    ratio = -_inner_brow_height(ict_model, down) / _inner_brow_height(ict_model, up)
+    assert COMBINATIONS[(1, 4)]["browInnerUp"] == pytest.approx(ratio, abs=0.02)
+    # per side: 1+4 on the right only lifts only the right inner brow more
+    w = au_weights(ict_model, parse_aus(["1=1", "4R=1"]))
+    assert w[names.index("browInnerUp_R")] == pytest.approx(1.7)
+    assert w[names.index("browInnerUp_L")] == pytest.approx(1.0)
+
+
+def test_the_gallery_keeps_the_combination_past_a_shapes_range(ict_model):
+    """A sadness frame's browInnerUp is clipped to 1, then 1+4 adds its 0.7 x intensity."""
+    from vafx._gallery._synth import _weights
+
+    names = list(ict_model.expression_names)
+    w, extra = _weights(ict_model, find_emotion("sad"), None, 0.0)
+    k = names.index("browInnerUp_L")
+    assert w[k] == pytest.approx(1.0) and extra[k] == pytest.approx(0.7)
+    assert extra[names.index("browDown_L")] == 0.0
+
+
+def test_eyes_down_turns_the_eyeballs_rigidly_and_the_bins_leave_them(ict_model, bins):
+    """AU 64 lowers the lids and turns each eyeball down about its centre; 63 up."""
+    from vafx._expression._controls import au_deformation
+    from vafx._expression._deformation import GAZE_PITCH_DEG, full_deformation
+
+    names = list(ict_model.expression_names)
+    for region in ("eyeball_left", "eyeball_right"):
+        ids = np.asarray(ict_model.regions[region])
+        v = np.asarray(ict_model.mean, np.float64)[ids]
+        front, back = np.argmax(v[:, 2]), np.argmin(v[:, 2])  # cornea's apex, the back
+        for au, sign in ((64, -1.0), (63, 1.0)):
+            d = au_deformation(ict_model, {au: 1.0}).astype(np.float64)[ids]
+            moved = v + d
+            # rigid: distances between eyeball points kept
+            pairs = np.random.default_rng(0).integers(0, len(ids), (200, 2))
+            before = np.linalg.norm(v[pairs[:, 0]] - v[pairs[:, 1]], axis=1)
+            after = np.linalg.norm(moved[pairs[:, 0]] - moved[pairs[:, 1]], axis=1)
+            np.testing.assert_allclose(after, before, atol=1e-4)
+            # the eye's axis (back to front) pitches by the gaze's angle
+            a0 = v[front] - v[back]
+            a1 = moved[front] - moved[back]
+            pitch = np.degrees(np.arctan2(a1[1], a1[2]) - np.arctan2(a0[1], a0[2]))
+            assert pitch == pytest.approx(sign * GAZE_PITCH_DEG, abs=2.0)
+            assert np.all(d[:, 0] == 0.0)
+    lids = au_weights(ict_model, {64: 1.0})
+    assert lids[names.index("eyeLookDown_L")] == 1.0 and lids[names.index("eyeLookDown_R")] == 1.0
+    # a bin's deformation (the template) leaves the eyeballs still
+    eyes = np.asarray(ict_model.regions["eyes"])
+    for b in range(len(bins.means)):
+        assert not np.any(full_deformation(ict_model, bins, bins.means[b])[eyes])

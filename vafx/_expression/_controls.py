@@ -22,8 +22,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._gallery._facs import AU_TO_ARKIT, BASIC, COMPOUND, Prototype, arkit_weights
+from .._gallery._facs import (
+    AU_TO_ARKIT,
+    BASIC,
+    COMPOUND,
+    Prototype,
+    arkit_weights,
+    combination_weights,
+)
 from .._va_space import validate_va
+from ._deformation import eye_turn
 
 __all__ = ["Target", "au_deformation", "au_weights", "emotions", "find_emotion", "parse_aus"]
 
@@ -139,22 +147,31 @@ def au_weights(model, aus: dict) -> np.ndarray:
     _check_sides(model, aus)
     # the ICT model's _R shapes are the subject's right (measured with dlib on the astronaut
     # and grace_hopper: mouthSmile_R raises iBUG landmark 48, the subject's right corner)
+    names = tuple(model.expression_names)
     w = np.zeros(model.num_expressions, np.float32)
-    for i, value in arkit_weights(aus, tuple(model.expression_names)):
+    for i, value in arkit_weights(aus, names, combine=False):
         w[i] += value
-    return np.clip(w, 0.0, 1.0)
+    # each shape within its range; then what a combination of AUs adds on top
+    # (:data:`vafx._gallery._facs.COMBINATIONS`: in 1+4, a higher inner brow)
+    w = np.clip(w, 0.0, 1.0)
+    for i, value in combination_weights(aus, names):
+        w[i] += value
+    return w
 
 
 def au_deformation(model, aus: dict) -> np.ndarray:
     """Vertex offsets float32[n, 3] (model units) of AUs on the model's mean face.
 
     The ICT model's expression shapes are identity-independent offsets, so the
-    same offsets apply to any fitted face.
+    same offsets apply to any fitted face. A gaze (AU 63, 64) also turns the
+    eyeballs (:func:`vafx._expression._deformation.eye_turn`).
     """
     w = au_weights(model, aus)
     basis = np.asarray(model.expression_basis, np.float32)
     std = np.asarray(model.expression_std, np.float32)
-    return np.tensordot(w * std, basis, 1).astype(np.float32)
+    d = np.tensordot(w * std, basis, 1).astype(np.float32)
+    turn = eye_turn(model, w)  # AU 63 and 64 turn the eyeballs, not only the lids
+    return d if turn is None else d + turn
 
 
 class Target(NamedTuple):

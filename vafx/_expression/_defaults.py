@@ -14,8 +14,8 @@ takes minutes where the means take seconds.
 
 Cache entries are keyed by the face model (name and template digest), the
 gallery generator's version, the synthetic gallery's settings, the bin
-settings and the vafx version, so nothing built by another version or for
-another model is ever read. A build holds a lock file: a second process that
+settings, the vafx version and a digest of vafx's code, so nothing built by
+other code or for another model is ever read. A build holds a lock file: a second process that
 asks meanwhile waits for the first and then reads its result; the result is
 written atomically, so an interrupted build leaves nothing that looks finished.
 """
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._compiled._programs import _code_digest
 from .._io._atomic import scratch
 from .._paths import cache_root
 from .._version import __version__
@@ -61,6 +62,7 @@ def _prototypes_digest() -> str:
 
     table = dict(
         au=sorted((au, sorted(shapes.items())) for au, shapes in _facs.AU_TO_ARKIT.items()),
+        combinations=sorted((list(k), sorted(v.items())) for k, v in _facs.COMBINATIONS.items()),
         prototypes=[
             (p.name, sorted((str(k), v) for k, v in p.aus.items()), p.va) for p in _facs.ALL
         ],
@@ -87,6 +89,9 @@ def _settings(model, splocs: bool) -> dict:
         expression=EXPRESSION,
         size_quantile=SIZE_QUANTILE,
         vafx=__version__,
+        # the code itself: an edit to the generator or the bins' statistics that kept the
+        # version and the settings read bins the old code had built (seen while editing)
+        code=_code_digest(),
     )
 
 

@@ -18,7 +18,7 @@ from .._model._morphable import MorphableModel
 from .._va_space import validate_va
 from ._bins import BinModels, bin_expression
 
-__all__ = ["expression_for", "full_deformation"]
+__all__ = ["expression_for", "eye_turn", "full_deformation"]
 
 MOUTH_REGIONS = ("mouth_socket", "gums_tongue", "teeth")
 
@@ -92,6 +92,52 @@ def _interior_solve(
     return factors
 
 
+#: Degrees the eyeballs turn down at weight 1 of ARKit's eyeLookDown (up: eyeLookUp).
+#: The ICT model's gaze shapes move only the lids that go with a gaze; its eyeballs are
+#: rigid pieces, which vafx turns itself. 25 degrees: a gaze well down, not the eye's
+#: limit (about 50), as the shape's lid (7.7 mm lower) covers half the iris.
+GAZE_PITCH_DEG = 25.0
+
+#: (eyeball region, side suffix of its gaze shapes)
+EYEBALLS = (("eyeball_left", "_L"), ("eyeball_right", "_R"))
+
+
+def eye_turn(model: MorphableModel, weights) -> np.ndarray | None:
+    """Offsets float32[n, 3] (model units) that turn the eyeballs to the gaze in ``weights``.
+
+    ``weights`` float[K] are the model's expression weights (ARKit names: each eye
+    pitches by GAZE_PITCH_DEG x (eyeLookDown - eyeLookUp) of its side), about the
+    centre of a sphere fitted to the eyeball's vertices of the mean face, about the
+    model's x axis. None where the model has no eyeballs or no gaze shapes (the
+    Surrey model), or the gaze is level.
+    """
+    names = list(model.expression_names)
+    w = np.asarray(weights, np.float64)
+    out = None
+    for region, side in EYEBALLS:
+        down, up = f"eyeLookDown{side}", f"eyeLookUp{side}"
+        if region not in model.regions or down not in names or up not in names:
+            continue
+        turn = np.radians(GAZE_PITCH_DEG * (w[names.index(down)] - w[names.index(up)]))
+        if turn == 0.0:
+            continue
+        ids = np.asarray(model.regions[region])
+        v = np.asarray(model.mean, np.float64)[ids]
+        # the sphere through the vertices (least squares): |v|^2 = 2 c.v + (r^2 - |c|^2)
+        a = np.concatenate([2.0 * v, np.ones((len(v), 1))], axis=1)
+        c = np.linalg.lstsq(a, np.sum(v * v, axis=1), rcond=None)[0][:3]
+        p = v - c
+        cos, sin = np.cos(turn), np.sin(turn)
+        # a positive turn takes the front of the eye (+z) down (-y)
+        y = p[:, 1] * cos - p[:, 2] * sin
+        z = p[:, 1] * sin + p[:, 2] * cos
+        if out is None:
+            out = np.zeros((model.mean.shape[0], 3), np.float32)
+        out[ids, 1] = y - p[:, 1]
+        out[ids, 2] = z - p[:, 2]
+    return out
+
+
 def full_deformation(model: MorphableModel, models: BinModels, region_deformation) -> np.ndarray:
     """Carry a template deformation float[n_t, 3] onto the whole model: float[n, 3].
 
@@ -102,7 +148,10 @@ def full_deformation(model: MorphableModel, models: BinModels, region_deformatio
     model only the jaw's shapes move the teeth, so the upper teeth stay with
     the skull, the lower teeth and tongue drop with the jaw as one piece, and
     a smile or a stretch of the lips leaves the teeth where they are. The
-    rest (eyes, head) stays.
+    rest (eyes, head) stays: a bin records the lids of a gaze, not the gaze
+    (the eyeballs are not on the template, and the lids do not tell a gaze
+    from a squint: a least-squares blend read wide eyes as eyes turned up), so
+    only action units turn the eyes (:func:`eye_turn`).
     """
     ids = _check_topology(model, models)
     d = np.zeros((model.mean.shape[0], 3), np.float32)

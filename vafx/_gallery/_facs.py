@@ -8,7 +8,9 @@ table-like module, so that a reader can check it against the sources:
   FACS). ARKit has no shape for some AUs; those are approximated by the nearest
   shapes and marked ``approx``.
 - Basic emotions and contempt: the EMFACS prototypes (Friesen and Ekman 1983,
-  as tabulated in the FACS Investigator's Guide, 2002).
+  as tabulated in the FACS Investigator's Guide, 2002). Where EMFACS leaves an
+  AU optional, vafx says which it took (sadness: with 64, the eyes down).
+- AU combinations whose look is not the sum of their shapes (:data:`COMBINATIONS`).
 - Compound emotions: the prototypical AUs of Du, Tao and Martinez, "Compound
   facial expressions of emotion", PNAS 111(15), 2014, Table 1 (the paper's
   reference [11]).
@@ -27,8 +29,9 @@ table-like module, so that a reader can check it against the sources:
 - V-A placements of the basic, compound and low-arousal prototypes:
   approximate positions read from the circumplex figures of Russell (1980) and
   Scherer (2005, Soc. Sci. Inf. 44:695), with Russell and Mehrabian (1977) for
-  the sign of each dimension; scaled to [-1, 1]. Compound emotions sit at the
-  mean of their two components. These are coarse, documented choices, not
+  the sign of each dimension; scaled to [-1, 1]; sadness at Russell's angle for
+  "sad", as the affect words. Compound emotions sit at the mean of their two
+  components. These are coarse, documented choices, not
   measurements.
 """
 
@@ -62,6 +65,25 @@ AU_TO_ARKIT: dict[int, dict[str, float]] = {
     26: {"jawOpen": 0.45},  # jaw drop
     27: {"jawOpen": 0.9, "mouthStretch": 0.3},  # mouth stretch
     43: {"eyeBlink": 1.0},  # eyes closed (intensity = closure)
+    63: {"eyeLookUp": 1.0},  # eyes up (the lids; vafx turns the eyeballs)
+    64: {"eyeLookDown": 1.0},  # eyes down (the lids; vafx turns the eyeballs)
+}
+
+#: Eye movements (not muscle actions): the gallery draws no subject's gain for them.
+GAZE_AUS = (63, 64)
+
+#: AU combinations whose look is not the sum of their shapes: for (a, b), where both
+#: act, the shapes get ``weight x min(intensity a, intensity b)`` more, on top of the
+#: sum (and past its [0, 1] range).
+#:
+#: (1, 4): FACS's 1+4 raises the inner corners of the brows and draws them together,
+#: the oblique brow of sadness and fear. ARKit's browDown lowers the inner brow as it
+#: draws it in: on the ICT shapes, by 0.7 of what browInnerUp raises it (their
+#: vertical motion summed over the three inner landmarks of each brow, iBUG points 20-22 and
+#: 23-25 counted from 1), so the plain sum kept a third of AU 1's inner height. The extra
+#: browInnerUp gives 1+4's inner corners back the height of AU 1 alone.
+COMBINATIONS: dict[tuple[int, int], dict[str, float]] = {
+    (1, 4): {"browInnerUp": 0.7},
 }
 
 #: Side of unilateral AUs: ("R", 12) is AU 12 on the subject's right only.
@@ -83,7 +105,10 @@ _BASIC_VA = {
     "fear": (-0.60, 0.75),
     "anger": (-0.55, 0.70),
     "disgust": (-0.70, 0.35),
-    "sadness": (-0.75, -0.35),
+    # Russell's "sad" (207.5 degrees, at the affect words' radius 0.9), as the affect
+    # words below; first read off the figures as (-0.75, -0.35), a bin that sadness's
+    # apex shared with the onsets of gloomy and depressed (see docs/evaluation.md)
+    "sadness": (-0.798, -0.416),
     "contempt": (-0.55, 0.15),
 }
 
@@ -99,7 +124,10 @@ BASIC: tuple[Prototype, ...] = (
     ),
     Prototype("anger", {4: 1.0, 5: 0.6, 7: 0.8, 23: 1.0, 24: 0.5}, _BASIC_VA["anger"], _EMFACS),
     Prototype("disgust", {9: 1.0, 10: 0.6, 15: 0.6, 16: 0.4}, _BASIC_VA["disgust"], _EMFACS),
-    Prototype("sadness", {1: 1.0, 4: 0.6, 15: 1.0, 17: 0.4}, _BASIC_VA["sadness"], _EMFACS),
+    # EMFACS's 1+4+15 "with or without 54+64": with 64, the downcast eyes
+    Prototype(
+        "sadness", {1: 1.0, 4: 1.0, 15: 1.0, 17: 0.4, 64: 0.7}, _BASIC_VA["sadness"], _EMFACS
+    ),
     Prototype("contempt", {("R", 12): 0.5, ("R", 14): 0.8}, _BASIC_VA["contempt"], _EMFACS),
 )
 
@@ -142,7 +170,9 @@ LOW_AROUSAL: tuple[Prototype, ...] = (
     Prototype("bored", {43: 0.6, 15: 0.5, 17: 0.3, 26: 0.1}, (-0.35, -0.70), _OWN),
     Prototype("tired", {43: 0.7, 1: 0.4, 15: 0.3, 26: 0.2}, (-0.10, -0.85), _OWN),
     Prototype("sleepy", {43: 0.9, 26: 0.3}, (0.00, -0.95), _OWN),
-    Prototype("depressed", {1: 1.0, 4: 0.4, 15: 1.0, 17: 0.5, 43: 0.45}, (-0.80, -0.50), _OWN),
+    Prototype(
+        "depressed", {1: 1.0, 4: 1.0, 15: 1.0, 17: 0.5, 43: 0.45, 64: 0.7}, (-0.80, -0.50), _OWN
+    ),
 )
 
 _RUSSELL = "Russell (1980) circumplex angle, radius 0.9; AUs composed by vafx from EMFACS"
@@ -167,8 +197,8 @@ AFFECT_WORDS: tuple[Prototype, ...] = (
     _russell("afraid", 117, {1: 1.0, 2: 0.6, 4: 0.8, 5: 0.8, 20: 1.0, 25: 0.8}),
     _russell("annoyed", 123, {4: 0.7, 7: 0.5, 15: 0.3, 24: 0.6}),
     _russell("distressed", 138, {1: 0.8, 4: 0.8, 15: 0.7, 17: 0.4, 20: 0.5}),
-    _russell("miserable", 189, {1: 0.8, 4: 0.6, 15: 1.0, 17: 0.6, 43: 0.2}),
-    _russell("gloomy", 209, {1: 0.8, 4: 0.5, 15: 0.9, 17: 0.4, 43: 0.45}),
+    _russell("miserable", 189, {1: 0.8, 4: 0.6, 15: 1.0, 17: 0.6, 43: 0.2, 64: 0.7}),
+    _russell("gloomy", 209, {1: 1.0, 4: 1.0, 15: 0.9, 17: 0.4, 43: 0.45, 64: 0.7}),
     _russell("droopy", 256, {15: 0.5, 26: 0.2, 43: 0.8}),
     _russell("serene", 329, {12: 0.5, 43: 0.45}),
     _russell("satisfied", 319, {6: 0.4, 12: 0.7, 43: 0.1}),
@@ -180,8 +210,53 @@ ALL: tuple[Prototype, ...] = BASIC + COMPOUND + LOW_AROUSAL + AFFECT_WORDS
 SFM_EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 
 
-def arkit_weights(
+def _shape_weights(index, au, shapes, side, scale, asym, out):
+    for base, w in shapes.items():
+        targets = []
+        if base in index:
+            targets.append((base, 1.0))
+        else:
+            if side in (None, "L"):
+                targets.append((f"{base}_L", 1.0 + asym))
+            if side in (None, "R"):
+                targets.append((f"{base}_R", 1.0 - asym))
+        for name, s in targets:
+            if name not in index:
+                raise KeyError(f"the model has no expression shape {name!r} (for AU {au})")
+            out[index[name]] = out.get(index[name], 0.0) + scale * w * s
+
+
+def combination_weights(
     aus: dict, names: tuple[str, ...], gains: dict[int, float] | None = None, asym: float = 0.0
+) -> list[tuple[int, float]]:
+    """What :data:`COMBINATIONS` add to an AU combination's shapes: (index, weight) pairs.
+
+    Per side, a combination (a, b) acts with the smaller of a's and b's
+    intensities on that side (a bilateral AU acts on both); arguments as
+    :func:`arkit_weights`.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    out: dict[int, float] = {}
+
+    def level(au, side):
+        g = 1.0 if gains is None else gains.get(au, 1.0)
+        return g * (aus.get(au, 0.0) + aus.get((side, au), 0.0))
+
+    for (a, b), shapes in COMBINATIONS.items():
+        for side in ("L", "R"):
+            scale = min(level(a, side), level(b, side))
+            if scale > 0.0:
+                _shape_weights(index, a, shapes, side, scale, asym, out)
+    return sorted(out.items())
+
+
+def arkit_weights(
+    aus: dict,
+    names: tuple[str, ...],
+    gains: dict[int, float] | None = None,
+    asym: float = 0.0,
+    *,
+    combine: bool = True,
 ) -> list[tuple[int, float]]:
     """Blendshape (index, weight) pairs of an AU combination for a model with ARKit names.
 
@@ -190,27 +265,20 @@ def arkit_weights(
         names: the model's expression names (``browDown_L``, ...).
         gains: per-AU multipliers (a subject's idiosyncrasy), default 1.
         asym: left/right asymmetry a: left side x (1 + a), right side x (1 - a).
+        combine: add what :data:`COMBINATIONS` add (:func:`combination_weights`).
 
     Returns:
         Pairs of expression index and weight (weights add up where AUs share
-        a shape; the caller clips to [0, 1]).
+        a shape; a caller that keeps each shape in [0, 1] clips the sum without
+        the combinations, then adds them).
     """
     index = {n: i for i, n in enumerate(names)}
     out: dict[int, float] = {}
     for key, intensity in aus.items():
         side, au = key if isinstance(key, tuple) else (None, key)
         g = 1.0 if gains is None else gains.get(au, 1.0)
-        for base, w in AU_TO_ARKIT[au].items():
-            targets = []
-            if base in index:
-                targets.append((base, 1.0))
-            else:
-                if side in (None, "L"):
-                    targets.append((f"{base}_L", 1.0 + asym))
-                if side in (None, "R"):
-                    targets.append((f"{base}_R", 1.0 - asym))
-            for name, s in targets:
-                if name not in index:
-                    raise KeyError(f"the model has no expression shape {name!r} (for AU {au})")
-                out[index[name]] = out.get(index[name], 0.0) + intensity * w * g * s
+        _shape_weights(index, au, AU_TO_ARKIT[au], side, intensity * g, asym, out)
+    if combine:
+        for i, w in combination_weights(aus, names, gains, asym):
+            out[i] = out.get(i, 0.0) + w
     return sorted(out.items())

@@ -40,7 +40,7 @@ from ._store import Gallery, GalleryWriter, SequenceData
 
 #: Version of the generator's rules; part of a gallery's fingerprint, so a resume
 #: never mixes sequences from two versions.
-GENERATOR = 3
+GENERATOR = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,15 +169,22 @@ def gallery_labels(model_or_protos, config: SynthConfig = SynthConfig()) -> np.n
     return np.concatenate(out)
 
 
-def _weights(model, proto, gains, asym) -> np.ndarray:
-    k = len(model.expression_names)
-    w = np.zeros(k, np.float32)
-    if proto.name in model.expression_names and "jawOpen" not in model.expression_names:
-        w[model.expression_names.index(proto.name)] = 1.0  # SFM: the emotion's own shape
-        return w
-    for i, v in _facs.arkit_weights(proto.aus, tuple(model.expression_names), gains, asym):
+def _weights(model, proto, gains, asym) -> tuple[np.ndarray, np.ndarray]:
+    """A prototype's apex weights float32[K], and what its AU combinations add (float32[K]).
+
+    The first is clipped to [0, 1] frame by frame; the second comes on top
+    (:data:`vafx._gallery._facs.COMBINATIONS`).
+    """
+    names = tuple(model.expression_names)
+    w, extra = np.zeros(len(names), np.float32), np.zeros(len(names), np.float32)
+    if proto.name in names and "jawOpen" not in names:
+        w[names.index(proto.name)] = 1.0  # SFM: the emotion's own shape
+        return w, extra
+    for i, v in _facs.arkit_weights(proto.aus, names, gains, asym, combine=False):
         w[i] = v
-    return w
+    for i, v in _facs.combination_weights(proto.aus, names, gains, asym):
+        extra[i] = v
+    return w, extra
 
 
 def synthesize_gallery(
@@ -252,13 +259,16 @@ def synthesize_gallery(
             rng = np.random.default_rng(np.random.SeedSequence((config.seed, s)))
             alpha = config.identity_scale * rng.standard_normal(id_basis.shape[0])
             neutral = (mean.reshape(-1) + alpha.astype(np.float32) @ id_basis).reshape(n, 3)
+            # a subject's idiosyncrasy is the strength of its muscle actions; a gaze (AUs
+            # 63, 64) is not one, and drawing none for it keeps every other draw as it was
             gains = {
                 au: float(np.exp(config.au_gain_sd * rng.standard_normal()))
                 for au in _facs.AU_TO_ARKIT
+                if au not in _facs.GAZE_AUS
             }
             asym = float(config.asymmetry_sd * rng.standard_normal())
             for e, proto in enumerate(protos):
-                weights = _weights(model, proto, gains, asym)
+                weights, extra = _weights(model, proto, gains, asym)
                 for r in range(config.repeats):
                     name = f"{proto.name.replace(' ', '_')}_{r}"
                     done += 1
@@ -266,7 +276,8 @@ def synthesize_gallery(
                         w.skip(f"{subject}/{name}")
                         continue
                     inten, va = sequence_labels(config, s, e, r, proto, t)
-                    coeffs = np.clip(inten[:, None] * weights[None, :], 0, 1).astype(np.float32)
+                    coeffs = np.clip(inten[:, None] * weights[None, :], 0, 1)
+                    coeffs = (coeffs + inten[:, None] * extra[None, :]).astype(np.float32)
                     if hasattr(w, "add_blend"):
                         w.add_blend(subject, name, coeffs, ex_basis, va)
                         if progress is not None:

@@ -66,6 +66,10 @@ MOUTH_COLOURS = {
 }
 PHOTO_REGIONS = ("face", "eyes")
 
+#: Re-shading fades out where the photo saw the surface at a normal-to-view cosine
+#: under twice this, and is off under it.
+EDGE_ON = 0.2
+
 PHOTO, FILLED, MOUTH = 1, 2, 3
 _TEETH_TAG = len(PHOTO_REGIONS) + list(MOUTH_COLOURS).index("teeth")  # RenderMesh.tag
 _KINDS = {"teeth": TEETH, "gums_tongue": GUMS, "mouth_socket": SOCKET}
@@ -386,15 +390,16 @@ def _render_one(photo, p0, v1, p1, view, canvas, corner, mesh, *, plan, perspect
     sampled = sample_photo(canvas.smooth, canvas.detail, uv)
     filled = interpolate(canvas.colours, f, fr1)
     normals1 = vertex_normals(v1, f)
-    ratio = shading_ratio(
-        canvas.lighting,
-        _unit(interpolate(canvas.normals, f, fr1)),
-        _unit(interpolate(normals1, f, fr1)),
-    )
+    n0 = _unit(interpolate(canvas.normals, f, fr1))
+    ratio = shading_ratio(canvas.lighting, n0, _unit(interpolate(normals1, f, fr1)))
     # fade re-shading out toward the face's outline (no step against the warped
     # surroundings), and keep the face's overall brightness
     face = cover & seen & (region == 0)
-    ratio = 1.0 + (ratio - 1.0) * feather(cover)
+    # and where the photo saw the surface edge-on: its few pixels there mix the surface
+    # with what lies behind it, and its shading model is poorest (a lid's crease turned
+    # to the light by a raised brow was brightened into orange streaks)
+    facing = jnp.clip((n0 @ view - EDGE_ON) / EDGE_ON, 0.0, 1.0)
+    ratio = 1.0 + (ratio - 1.0) * feather(cover) * facing
     ratio = _normalized_ratio(ratio, face, jnp.mean(sampled, -1))
     ratio = jnp.where(cover, ratio, 1.0)[..., None]
     sampled = sampled * ratio
