@@ -172,3 +172,34 @@ def test_a_toothless_opening_gives_the_teeth_none_of_its_pixels(ict_model, astro
     for x in (unseen, never):
         np.testing.assert_array_equal(r.source, x.source)
         np.testing.assert_array_equal(r.image, x.image)
+
+
+def test_reshading_leaves_alone_what_the_photo_saw_edge_on(ict_model):
+    """Where the photo saw the fitted surface edge-on, the shading ratio is exactly 1."""
+    from _photos import astronaut_pts
+    from skimage import data
+
+    from vafx._expression._controls import au_deformation
+    from vafx._model._morphable import model_shape
+    from vafx._render._face import EDGE_ON, _render_cropped, render_mesh, vertex_normals
+
+    img, pts = data.astronaut(), astronaut_pts()
+    fits = vafx.fit_landmarks(ict_model, pts[None], img.shape[:2])
+    # brows up: the upper lids' creases, which the photo sees edge-on, turn to the light
+    d = au_deformation(ict_model, {1: 1.0, 2: 1.0})
+    _, _, working = _render_cropped(
+        img[None], ict_model, fits, d[None, None], camera="orthographic",
+        depth_tolerance=1.5, diffusion_steps=32, shade=True, max_side=128,
+    )  # fmt: skip
+    assert working is not None  # the working maps hold each pixel's ratio and triangle
+    tri, ratio = working.maps.triangle[0, 0], working.maps.ratio[0, 0]
+    mesh = render_mesh(ict_model)
+    v0 = model_shape(ict_model, fits.identity[0], fits.expression[0])
+    facing = np.asarray(vertex_normals(v0, mesh.faces) @ fits.rotation[0][2])
+    corners = facing[np.asarray(mesh.faces)][np.maximum(tri, 0)]  # [h, w, 3]
+    # (half the threshold: a pixel's interpolated normal then faces at most a little more)
+    away = (tri >= 0) & np.all(corners < EDGE_ON / 2, axis=-1)
+    front = (tri >= 0) & np.all(corners > 2 * EDGE_ON, axis=-1)
+    assert away.sum() >= 20
+    np.testing.assert_array_equal(ratio[away], 1.0)
+    assert np.mean(ratio[front] != 1.0) > 0.1  # and re-shading is at work on the rest

@@ -126,7 +126,7 @@ BASIC: tuple[Prototype, ...] = (
     Prototype("disgust", {9: 1.0, 10: 0.6, 15: 0.6, 16: 0.4}, _BASIC_VA["disgust"], _EMFACS),
     # EMFACS's 1+4+15 "with or without 54+64": with 64, the downcast eyes
     Prototype(
-        "sadness", {1: 1.0, 4: 1.0, 15: 1.0, 17: 0.4, 64: 0.7}, _BASIC_VA["sadness"], _EMFACS
+        "sadness", {1: 1.0, 4: 1.0, 15: 1.0, 17: 0.4, 64: 0.5}, _BASIC_VA["sadness"], _EMFACS
     ),
     Prototype("contempt", {("R", 12): 0.5, ("R", 14): 0.8}, _BASIC_VA["contempt"], _EMFACS),
 )
@@ -171,7 +171,7 @@ LOW_AROUSAL: tuple[Prototype, ...] = (
     Prototype("tired", {43: 0.7, 1: 0.4, 15: 0.3, 26: 0.2}, (-0.10, -0.85), _OWN),
     Prototype("sleepy", {43: 0.9, 26: 0.3}, (0.00, -0.95), _OWN),
     Prototype(
-        "depressed", {1: 1.0, 4: 1.0, 15: 1.0, 17: 0.5, 43: 0.45, 64: 0.7}, (-0.80, -0.50), _OWN
+        "depressed", {1: 1.0, 4: 1.0, 15: 1.0, 17: 0.5, 43: 0.45, 64: 0.5}, (-0.80, -0.50), _OWN
     ),
 )
 
@@ -197,8 +197,8 @@ AFFECT_WORDS: tuple[Prototype, ...] = (
     _russell("afraid", 117, {1: 1.0, 2: 0.6, 4: 0.8, 5: 0.8, 20: 1.0, 25: 0.8}),
     _russell("annoyed", 123, {4: 0.7, 7: 0.5, 15: 0.3, 24: 0.6}),
     _russell("distressed", 138, {1: 0.8, 4: 0.8, 15: 0.7, 17: 0.4, 20: 0.5}),
-    _russell("miserable", 189, {1: 0.8, 4: 0.6, 15: 1.0, 17: 0.6, 43: 0.2, 64: 0.7}),
-    _russell("gloomy", 209, {1: 1.0, 4: 1.0, 15: 0.9, 17: 0.4, 43: 0.45, 64: 0.7}),
+    _russell("miserable", 189, {1: 0.8, 4: 0.6, 15: 1.0, 17: 0.6, 43: 0.2, 64: 0.5}),
+    _russell("gloomy", 209, {1: 1.0, 4: 1.0, 15: 0.9, 17: 0.4, 43: 0.45, 64: 0.5}),
     _russell("droopy", 256, {15: 0.5, 26: 0.2, 43: 0.8}),
     _russell("serene", 329, {12: 0.5, 43: 0.45}),
     _russell("satisfied", 319, {6: 0.4, 12: 0.7, 43: 0.1}),
