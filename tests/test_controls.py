@@ -225,3 +225,17 @@ def test_eyes_down_turns_the_eyeballs_rigidly_and_the_bins_leave_them(ict_model,
     eyes = np.asarray(ict_model.regions["eyes"])
     for b in range(len(bins.means)):
         assert not np.any(full_deformation(ict_model, bins, bins.means[b])[eyes])
+
+
+def test_a_combination_on_a_shape_without_halves_counts_once(ict_model, monkeypatch):
+    """jawOpen has no _L/_R: a combination adds to it once, at the stronger side's level."""
+    from vafx._gallery import _facs
+
+    monkeypatch.setitem(_facs.COMBINATIONS, (1, 4), {"browInnerUp": 0.7, "jawOpen": 0.5})
+    names = tuple(ict_model.expression_names)
+    both = dict(_facs.combination_weights({1: 1.0, 4: 0.6}, names))
+    assert both[names.index("jawOpen")] == pytest.approx(0.3)  # not once per side
+    one = dict(_facs.combination_weights({1: 1.0, ("R", 4): 0.6}, names))
+    assert one[names.index("jawOpen")] == pytest.approx(0.3)
+    assert one[names.index("browInnerUp_R")] == pytest.approx(0.42)
+    assert names.index("browInnerUp_L") not in one

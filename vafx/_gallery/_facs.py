@@ -243,10 +243,15 @@ def combination_weights(
         return g * (aus.get(au, 0.0) + aus.get((side, au), 0.0))
 
     for (a, b), shapes in COMBINATIONS.items():
-        for side in ("L", "R"):
-            scale = min(level(a, side), level(b, side))
-            if scale > 0.0:
-                _shape_weights(index, a, shapes, side, scale, asym, out)
+        scales = {side: min(level(a, side), level(b, side)) for side in ("L", "R")}
+        for base, w in shapes.items():
+            if base in index:  # a shape without halves: once, at the stronger side's level
+                sides = [(None, max(scales.values()))]
+            else:
+                sides = list(scales.items())
+            for side, scale in sides:
+                if scale > 0.0:
+                    _shape_weights(index, a, {base: w}, side, scale, asym, out)
     return sorted(out.items())
 
 
