@@ -15,9 +15,10 @@ takes minutes where the means take seconds.
 Cache entries are keyed by the face model (name and template digest), the
 gallery generator's version, the synthetic gallery's settings, the bin
 settings, the vafx version and a digest of vafx's code, so nothing built by
-other code or for another model is ever read. A build holds a lock file: a second process that
-asks meanwhile waits for the first and then reads its result; the result is
-written atomically, so an interrupted build leaves nothing that looks finished.
+other code or for another model is ever read. A build holds a lock file: a
+second process that asks meanwhile waits for the first and then reads its
+result; the result is written atomically, so an interrupted build leaves
+nothing that looks finished.
 """
 
 from __future__ import annotations

@@ -79,9 +79,10 @@ GAZE_AUS = (63, 64)
 #: (1, 4): FACS's 1+4 raises the inner corners of the brows and draws them together,
 #: the oblique brow of sadness and fear. ARKit's browDown lowers the inner brow as it
 #: draws it in: on the ICT shapes, by 0.7 of what browInnerUp raises it (their
-#: vertical motion summed over the three inner landmarks of each brow, iBUG points 20-22 and
-#: 23-25 counted from 1), so the plain sum kept a third of AU 1's inner height. The extra
-#: browInnerUp gives 1+4's inner corners back the height of AU 1 alone.
+#: vertical motion summed over the three inner landmarks of each brow, iBUG points
+#: 20-22 and 23-25 counted from 1), so the plain sum kept a third of AU 1's inner
+#: height. The extra browInnerUp gives 1+4's inner corners back the height of AU 1
+#: alone.
 COMBINATIONS: dict[tuple[int, int], dict[str, float]] = {
     (1, 4): {"browInnerUp": 0.7},
 }
