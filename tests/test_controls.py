@@ -218,6 +218,9 @@ def test_eyes_down_turns_the_eyeballs_rigidly_and_the_bins_leave_them(ict_model,
             a1 = moved[front] - moved[back]
             pitch = np.degrees(np.arctan2(a1[1], a1[2]) - np.arctan2(a0[1], a0[2]))
             assert pitch == pytest.approx(sign * GAZE_PITCH_DEG, abs=2.0)
+            # about the eye's own centre: the middle of its axis stays in its socket
+            mid = (d[front] + d[back]) / 2
+            assert np.linalg.norm(mid) < 0.1  # model units (cm); 4 cm about the origin
             assert np.all(d[:, 0] == 0.0)
     lids = au_weights(ict_model, {64: 1.0})
     assert lids[names.index("eyeLookDown_L")] == 1.0 and lids[names.index("eyeLookDown_R")] == 1.0
